@@ -1,0 +1,29 @@
+// Hypernova's placement markup (docs: protocol.md, "Fallback markup"), read
+// in the browser. The writer side lives with callers (examples/caller) and in
+// the worker (`?markup=1`); this reader accepts both Hypernova's own escaping
+// and ssrd's stricter one.
+
+export function toKey(name) {
+  return name.replace(/\W/g, "");
+}
+
+function decode(text) {
+  // Strip the comment wrapper, then reverse the two entity replacements.
+  // ssrd's \u003c, \u2028, \u2029 escapes are JSON escapes: JSON.parse undoes them.
+  const inner = text.replace(/^<!--/, "").replace(/-->$/, "");
+  return JSON.parse(inner.replace(/&gt;/g, ">").replace(/&amp;/g, "&"));
+}
+
+export function findPlacements(doc, name) {
+  const key = toKey(name);
+  const out = [];
+  for (const node of doc.querySelectorAll(`div[data-hypernova-key="${key}"]`)) {
+    const id = node.getAttribute("data-hypernova-id");
+    const script = doc.querySelector(
+      `script[type="application/json"][data-hypernova-key="${key}"][data-hypernova-id="${id}"]`,
+    );
+    if (!script) continue;
+    out.push({ node, props: decode(script.textContent) });
+  }
+  return out;
+}

@@ -1,0 +1,28 @@
+// Server side of the ssrd bundle contract (see README "Bundle contract").
+// The worker knows nothing about React: it calls globalThis.ssrd.render(name,
+// props, context) and takes back HTML. This file is the only place that maps
+// that call onto React.
+import { createElement } from "react";
+import { renderToString } from "react-dom/server";
+
+function notRegistered(name) {
+  const error = new ReferenceError(`Component "${name}" not registered`);
+  error.statusCode = 404;
+  return error;
+}
+
+export function installServerRenderer(components, { warmup = [], extra = {} } = {}) {
+  const registry = Object.assign(Object.create(null), components);
+  globalThis.ssrd = {
+    contract: 1,
+    components: Object.keys(registry),
+    warmup,
+    render(name, props, _context) {
+      const special = extra[name];
+      if (special) return special(props);
+      const component = registry[name];
+      if (typeof component !== "function") throw notRegistered(name);
+      return renderToString(createElement(component, props));
+    },
+  };
+}

@@ -1,0 +1,620 @@
+//! End-to-end tests of `ssrd worker`: a real process on a free loopback port,
+//! real HTTP, the real faults bundle from js-bundle/dist.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{bundle, fixture, Worker};
+use serde_json::{json, Value};
+
+#[test]
+fn batch_answers_with_the_protocol_shapes() {
+    let w = Worker::faults(&[]);
+    let v = w.batch(&json!({
+        "0": {"name": "HelloWorld", "data": {"name": "Loft"}, "metadata": {"x": 1}},
+        "1": {"name": "NoSuchComponent", "data": {"query": ""}},
+        "2": {"name": "Throws", "data": {}},
+        "3": {"name": "ThrowsValue", "data": {}},
+        "4": {"name": "Deferred", "data": {"ms": 5}},
+        "5": {"name": "WithMeta", "data": {"k": "v"}},
+    }));
+    assert_eq!(v["success"], true);
+    assert_eq!(v["error"], Value::Null);
+    let results = v["results"].as_object().unwrap();
+    let tokens: Vec<&str> = results.keys().map(String::as_str).collect();
+    assert_eq!(
+        tokens,
+        ["0", "1", "2", "3", "4", "5"],
+        "exactly the request's tokens, in order"
+    );
+    for (token, r) in results {
+        assert!(
+            r["duration"].is_f64() || r["duration"].is_u64(),
+            "{token}: duration is a number"
+        );
+        assert_eq!(
+            r["success"],
+            Value::Bool(!r["html"].is_null()),
+            "{token}: success is html !== null"
+        );
+        assert!(r["meta"].is_object(), "{token}: meta is an object");
+    }
+
+    let ok = &v["results"]["0"];
+    assert_eq!(ok["name"], "HelloWorld");
+    assert_eq!(ok["statusCode"], 200);
+    assert_eq!(ok["error"], Value::Null);
+    assert!(ok["html"].as_str().unwrap().contains("Loft"), "{ok}");
+
+    let missing = &v["results"]["1"];
+    assert_eq!(missing["statusCode"], 404);
+    assert_eq!(missing["html"], Value::Null);
+    assert_eq!(missing["error"]["name"], "ReferenceError");
+    assert_eq!(
+        missing["error"]["message"],
+        "Component \"NoSuchComponent\" not registered"
+    );
+    assert!(missing["error"].get("type").is_none());
+
+    let thrown = &v["results"]["2"];
+    assert_eq!(thrown["statusCode"], 500);
+    assert_eq!(thrown["error"]["name"], "Error");
+    assert_eq!(
+        thrown["error"]["message"],
+        "Throws: this component always fails"
+    );
+    let stack = thrown["error"]["stack"].as_array().unwrap();
+    assert_eq!(stack[0], "Error: Throws: this component always fails");
+    assert!(
+        stack.len() > 1
+            && stack[1..]
+                .iter()
+                .all(|l| l.as_str().unwrap().starts_with("at ")),
+        "{stack:?}"
+    );
+
+    let value = &v["results"]["3"];
+    assert_eq!(value["statusCode"], 500);
+    assert_eq!(
+        value["error"],
+        json!({"name": "Error", "type": "Error", "message": "a thrown string, not an Error", "stack": [""]})
+    );
+
+    assert_eq!(
+        v["results"]["4"]["html"], "<p>deferred</p>",
+        "async renders resolve"
+    );
+    assert_eq!(
+        v["results"]["5"]["meta"],
+        json!({"seen": {"k": "v"}}),
+        "meta comes back"
+    );
+}
+
+#[test]
+fn real_components_render_with_intl_and_escaped_props() {
+    let w = Worker::start(&bundle("server.js"), &[]);
+    let r = w.post("/batch", &common::bench_fixture("batch-large.json"));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    let html = v["results"]["1"]["html"]
+        .as_str()
+        .expect("SearchResults rendered");
+    assert!(html.len() > 200_000, "a heavy page: {} bytes", html.len());
+    assert_eq!(html.matches("class=\"listing-card\"").count(), 100);
+    // de-DE euro prices come from Intl with full ICU data.
+    assert!(html.contains("\u{a0}€"), "Intl formats EUR for de-DE");
+
+    let nasty = "</script><script>window.__pwned=1</script> </script \u{2028}\u{2029}";
+    let v = w.batch(&json!({"0": {"name": "HelloWorld", "data": {"name": nasty}}}));
+    let html = v["results"]["0"]["html"].as_str().unwrap();
+    assert!(
+        !html.contains("</script"),
+        "props are escaped as text: {html}"
+    );
+    assert!(html.contains("&lt;/script&gt;"), "{html}");
+}
+
+#[test]
+fn runaway_render_times_out_and_the_same_process_serves_the_next_request() {
+    let w = Worker::faults(&["--render-timeout-ms", "300"]);
+    let started = Instant::now();
+    let v = w.batch(&json!({"0": {"name": "Runaway", "data": {}}, "1": {"name": "HelloWorld"}}));
+    let elapsed = started.elapsed();
+    let r = &v["results"]["0"];
+    assert_eq!(r["statusCode"], 500);
+    assert_eq!(r["error"]["name"], "RenderTimeout");
+    assert!(r["html"].is_null());
+    let duration = r["duration"].as_f64().unwrap();
+    assert!(
+        (300.0..300.0 + 200.0).contains(&duration),
+        "stopped {duration} ms after start, deadline 300"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "answered in {elapsed:?}"
+    );
+    assert_eq!(
+        v["results"]["1"]["statusCode"], 200,
+        "the next job in the batch still renders"
+    );
+
+    let again = w.batch(&json!({"0": {"name": "HelloWorld", "data": {"name": "after"}}}));
+    assert!(again["results"]["0"]["html"]
+        .as_str()
+        .unwrap()
+        .contains("after"));
+    let stats = w.get("/stats").json();
+    assert_eq!(stats["pid"], w.pid(), "same process");
+    assert_eq!(stats["jobs"]["timeout"], 1);
+}
+
+#[test]
+fn async_render_past_its_deadline_and_never_settling_promises_fail_cleanly() {
+    let w = Worker::start(&fixture("web-apis.js"), &["--render-timeout-ms", "200"]);
+    // With nothing else pending, a promise that cannot settle is seen at once.
+    let v = w.batch(&json!({
+        "0": {"name": "Never"},
+        "1": {"name": "Timer", "data": {"ms": 5000}},
+        "2": {"name": "BadReturn"},
+        "3": {"name": "Timer", "data": {"ms": 1}},
+        "4": {"name": "Never"},
+    }));
+    assert_eq!(v["results"]["0"]["statusCode"], 500);
+    assert!(
+        v["results"]["0"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("never settles"),
+        "{v}"
+    );
+    assert!(
+        v["results"]["0"]["duration"].as_f64().unwrap() < 100.0,
+        "{v}"
+    );
+    assert_eq!(v["results"]["1"]["error"]["name"], "RenderTimeout");
+    assert_eq!(v["results"]["2"]["error"]["name"], "TypeError");
+    assert_eq!(v["results"]["3"]["html"], "timer fired");
+    // With an abandoned timer still pending, the deadline ends the wait.
+    assert_eq!(v["results"]["4"]["error"]["name"], "RenderTimeout");
+}
+
+#[test]
+fn heap_exhaustion_is_answered_then_the_worker_exits_75() {
+    let mut w = Worker::faults(&["--heap-limit-mb", "64"]);
+    let mut answered = None;
+    for i in 0..40 {
+        let r = w.post(
+            "/batch",
+            json!({"0": {"name": "Leak", "data": {"mb": 8}}, "1": {"name": "HelloWorld"}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        let v = r.json();
+        if v["results"]["0"]["statusCode"] == 500 {
+            answered = Some(v);
+            break;
+        }
+    }
+    let v = answered.expect("the leak reached the heap limit within 40 requests");
+    assert_eq!(v["results"]["0"]["error"]["name"], "HeapLimitExceeded");
+    assert_eq!(
+        v["results"]["1"]["error"]["name"], "HeapLimitExceeded",
+        "later jobs are not attempted"
+    );
+    assert_eq!(
+        w.wait_exit(),
+        Some(75),
+        "documented exit code for heap exhaustion"
+    );
+}
+
+#[test]
+fn one_render_at_a_time_even_with_concurrent_connections() {
+    let w = Worker::faults(&[]);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let port = w.port;
+            std::thread::spawn(move || {
+                common::post(
+                    port,
+                    "/batch",
+                    json!({"0": {"name": "Deferred", "data": {"ms": 100}}})
+                        .to_string()
+                        .as_bytes(),
+                )
+            })
+        })
+        .collect();
+    for t in threads {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["results"]["0"]["html"], "<p>deferred</p>");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "renders were serialised"
+    );
+    let v = w.batch(&json!({"0": {"name": "Concurrency"}}));
+    assert_eq!(
+        v["results"]["0"]["html"], "1",
+        "never more than one render in flight"
+    );
+}
+
+#[test]
+fn single_component_endpoint() {
+    let w = Worker::faults(&[]);
+    let r = w.post("/render/HelloWorld", br#"{"name":"Single"}"#);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.text().contains("Single"));
+    assert!(r.header("x-ssrd-render-ms").is_some());
+
+    let empty = w.post("/render/HelloWorld", b"");
+    assert_eq!(empty.status, 200, "no body means no props");
+
+    let missing = w.post("/render/Nope", b"{}");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["name"], "ReferenceError");
+
+    let thrown = w.post("/render/Throws", b"{}");
+    assert_eq!(thrown.status, 500);
+    assert_eq!(
+        thrown.json()["error"]["message"],
+        "Throws: this component always fails"
+    );
+
+    let bad = w.post("/render/HelloWorld", b"[1]");
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("must be a JSON object"));
+
+    let encoded = w.post("/render/Hello%57orld", b"{}");
+    assert_eq!(encoded.status, 200, "percent-encoded names are decoded");
+}
+
+#[test]
+fn bad_input_gets_clear_json_errors_and_never_kills_the_worker() {
+    let mut w = Worker::faults(&["--max-body-bytes", "1048576", "--body-timeout-ms", "500"]);
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            b"{\"0\": {\"name\": ".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "not an object",
+            b"[1,2,3]".to_vec(),
+            400,
+            "expected a JSON object",
+        ),
+        (
+            "a string",
+            b"\"hello\"".to_vec(),
+            400,
+            "expected a JSON object",
+        ),
+        ("empty body", Vec::new(), 400, "empty"),
+        (
+            "non-UTF-8",
+            b"{\"0\":{\"name\":\"\xff\xfe\"}}".to_vec(),
+            400,
+            "UTF-8",
+        ),
+        ("over the limit", vec![b' '; 2 * 1024 * 1024], 413, "limit"),
+        (
+            "deep envelope",
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+            400,
+            "expected a JSON object",
+        ),
+        (
+            "deep name",
+            format!(
+                "{{\"0\":{{\"name\":{}{}}}}}",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            )
+            .into_bytes(),
+            400,
+            "nested too deeply",
+        ),
+    ];
+    for (what, body, status, needle) in cases {
+        let r = w.post("/batch", &body);
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["success"], false, "{what}");
+        assert_eq!(v["results"], json!({}), "{what}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{what}: {msg}");
+    }
+
+    // Bad jobs fail alone; good jobs beside them render.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let body = format!(
+        r#"{{"a":{{"data":{{}}}},"b":"str","c":{{"name":"HelloWorld","data":[1]}},"d":{{"name":"HelloWorld","data":{{"deep":{deep}}}}},"e":{{"name":"HelloWorld","data":{{"name":"ok\u2028</script>"}}}}}}"#
+    );
+    let r = w.post("/batch", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    for token in ["a", "b", "c"] {
+        assert_eq!(
+            v["results"][token]["statusCode"], 400,
+            "{token}: {}",
+            v["results"][token]
+        );
+        assert_eq!(v["results"][token]["success"], false);
+        assert!(v["results"][token]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("\"{token}\"")));
+    }
+    assert!(v["results"]["a"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no \"name\""));
+    assert_eq!(
+        v["results"]["d"]["statusCode"], 200,
+        "100k-deep props are just props"
+    );
+    assert_eq!(v["results"]["e"]["statusCode"], 200);
+    assert!(v["results"]["e"]["html"]
+        .as_str()
+        .unwrap()
+        .contains("ok\u{2028}&lt;/script&gt;"));
+
+    // Routing errors are JSON too.
+    let r = w.get("/nope");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("POST /batch"));
+    let r = w.get("/batch");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["error"]["name"], "MethodNotAllowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = w.post("/health", b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+
+    // Garbage that is not HTTP at all.
+    let r = common::request(w.port, b"\x00\x01\x02 not http\r\n\r\n");
+    assert_eq!(r.status, 400);
+
+    // A slow client (slowloris) gets 408 after the body timeout.
+    let mut s = TcpStream::connect(("127.0.0.1", w.port)).unwrap();
+    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    s.write_all(b"POST /batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"0\":")
+        .unwrap();
+    let started = Instant::now();
+    let r = common::read_response(&mut s);
+    assert_eq!(r.status, 408);
+    assert_eq!(r.json()["error"]["name"], "RequestTimeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    assert!(w.alive(), "the worker survived all of it");
+    assert_eq!(w.get("/health").status, 200);
+    let v = w.batch(&json!({"0": {"name": "HelloWorld"}}));
+    assert_eq!(v["results"]["0"]["statusCode"], 200);
+}
+
+#[test]
+fn random_bodies_never_get_anything_but_json_answers() {
+    // A small fuzz of the whole request path against the live process:
+    // mutated batch bodies, answered 200 or 4xx with a JSON body, always.
+    let mut w = Worker::faults(&[]);
+    let seed_body = common::bench_fixture("batch-small.json");
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for i in 0..300 {
+        let mut body = seed_body.clone();
+        let cut = (next() as usize) % body.len();
+        match i % 4 {
+            0 => body.truncate(cut),
+            1 => body[cut] = next() as u8,
+            2 => body.insert(cut, b"{[\"\\,:}]"[(next() % 8) as usize]),
+            _ => {
+                let n = (next() % 64) as usize;
+                body = (0..n).map(|_| next() as u8).collect();
+            }
+        }
+        let r = w.post("/batch", &body);
+        assert!(
+            r.status == 200 || (400..500).contains(&r.status),
+            "case {i}: status {}",
+            r.status
+        );
+        let v = r.json();
+        assert!(v["success"].is_boolean(), "case {i}");
+    }
+    assert!(w.alive());
+}
+
+#[test]
+fn web_apis_work_with_and_without_a_snapshot() {
+    let dir = tempdir("webapis");
+    let snap = dir.join("web-apis.snap");
+    let snap_arg = snap.to_str().unwrap().to_string();
+    for (mode, extra) in [
+        ("none", vec![]),
+        ("built", vec!["--snapshot", snap_arg.as_str()]),
+        ("loaded", vec!["--snapshot", snap_arg.as_str()]),
+    ] {
+        let w = Worker::start(&fixture("web-apis.js"), &extra);
+        assert_eq!(w.ready["snapshot"], mode);
+        let v = w.batch(&json!({
+            "0": {"name": "WebApis"}, "1": {"name": "Timer"}, "2": {"name": "Microtask"}, "3": {"name": "Channel"},
+        }));
+        let checks: Value =
+            serde_json::from_str(v["results"]["0"]["html"].as_str().expect("rendered")).unwrap();
+        for (api, ok) in checks.as_object().unwrap() {
+            assert_eq!(ok, true, "{mode}: {api}");
+        }
+        assert_eq!(v["results"]["1"]["html"], "timer fired", "{mode}");
+        assert_eq!(v["results"]["2"]["html"], "microtask ran", "{mode}");
+        assert_eq!(v["results"]["3"]["html"], "message ok", "{mode}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            w.stderr_lines()
+                .iter()
+                .any(|l| l.contains("web-apis bundle says hi")),
+            "{mode}: console.log goes to stderr"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn snapshot_boots_render_the_same_html() {
+    let dir = tempdir("snap");
+    let snap = dir.join("server.snap");
+    let plain = Worker::start(&bundle("server.js"), &[]);
+    let body = common::bench_fixture("batch-small.json");
+    let expected = plain.post("/batch", &body).json();
+    drop(plain);
+    for mode in ["built", "loaded"] {
+        let w = Worker::start(
+            &bundle("server.js"),
+            &["--snapshot", snap.to_str().unwrap()],
+        );
+        assert_eq!(w.ready["snapshot"], mode);
+        let got = w.post("/batch", &body).json();
+        for token in ["0", "1", "2", "3"] {
+            assert_eq!(
+                got["results"][token]["html"], expected["results"][token]["html"],
+                "{mode} {token}"
+            );
+        }
+    }
+    // A snapshot of another bundle is rebuilt, never loaded.
+    let w = Worker::faults(&["--snapshot", snap.to_str().unwrap()]);
+    assert_eq!(w.ready["snapshot"], "built");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn broken_bundles_exit_3_with_a_message() {
+    for (file, needle) in [
+        ("no-contract.js", "did not set globalThis.ssrd"),
+        ("throws-at-load.js", "this bundle fails while loading"),
+        ("does-not-exist.js", "reading"),
+    ] {
+        let out = std::process::Command::new(common::bin())
+            .args(["worker", "--port", "0", "--bundle"])
+            .arg(fixture(file))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{file}: {stderr}");
+        assert!(out.stdout.is_empty(), "{file}: no ready line");
+    }
+}
+
+#[test]
+fn port_in_use_fails_at_once() {
+    let w = Worker::faults(&[]);
+    let out = std::process::Command::new(common::bin())
+        .args(["worker", "--port", &w.port.to_string(), "--bundle"])
+        .arg(bundle("faults.js"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+}
+
+#[test]
+fn unknown_v8_flags_are_refused() {
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "worker",
+            "--port",
+            "0",
+            "--v8-flags",
+            "--no-such-v8-flag",
+            "--bundle",
+        ])
+        .arg(bundle("faults.js"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-v8-flag"));
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    let mut w = Worker::faults(&[]);
+    let port = w.port;
+    let slow = std::thread::spawn(move || {
+        common::post(
+            port,
+            "/batch",
+            br#"{"0":{"name":"Slow","data":{"ms":400}}}"#,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = w.pid() as i32;
+    assert_eq!(send_signal(pid, 15), 0);
+    let r = slow.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["results"]["0"]["statusCode"], 200);
+    assert_eq!(w.wait_exit(), Some(0));
+}
+
+#[test]
+fn render_command_prints_html_or_a_json_error() {
+    let mut child = std::process::Command::new(common::bin())
+        .args(["render", "HelloWorld", "-", "--bundle"])
+        .arg(bundle("server.js"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"name":"stdin"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stdin"));
+
+    let out = std::process::Command::new(common::bin())
+        .args(["render", "Nope", "--bundle"])
+        .arg(bundle("server.js"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["statusCode"], 404);
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ssrd-test-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn send_signal(pid: i32, sig: i32) -> i32 {
+    std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .map(|s| s.code().unwrap_or(1))
+        .unwrap_or(1)
+}

@@ -1,0 +1,134 @@
+//! One error type for the worker: a kind (what went wrong, which decides the
+//! HTTP status) plus a human-readable context (what exactly, for the caller).
+//!
+//! Batch-level failures are answered with the status of their kind and a JSON
+//! body shaped like a failed Hypernova batch:
+//! `{"success":false,"error":{"name","message","stack"},"results":{}}`.
+
+use std::fmt;
+
+/// What kind of failure this is. Each kind maps to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request could not be understood (bad JSON, wrong shape, bad UTF-8).
+    BadRequest,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The client took too long to send its request.
+    RequestTimeout,
+    /// No such route.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The worker cannot take work right now (stopping, restarting, overloaded).
+    Unavailable,
+    /// The JS bundle failed to load, evaluate or honour the contract.
+    Bundle,
+    /// A snapshot could not be created, read or written.
+    Snapshot,
+    /// An I/O error outside a request (binding a port, reading a file).
+    Io,
+    /// A bug: something the worker believed impossible happened.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status a request failing with this kind is answered with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::RequestTimeout => 408,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Bundle | ErrorKind::Snapshot | ErrorKind::Io | ErrorKind::Internal => 500,
+        }
+    }
+
+    /// The `error.name` callers see in JSON bodies.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "BadRequest",
+            ErrorKind::PayloadTooLarge => "PayloadTooLarge",
+            ErrorKind::RequestTimeout => "RequestTimeout",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::MethodNotAllowed => "MethodNotAllowed",
+            ErrorKind::Unavailable => "Unavailable",
+            ErrorKind::Bundle => "BundleError",
+            ErrorKind::Snapshot => "SnapshotError",
+            ErrorKind::Io => "IoError",
+            ErrorKind::Internal => "InternalError",
+        }
+    }
+}
+
+/// A failure with its kind and a message saying exactly what was wrong.
+#[derive(Debug, Clone)]
+pub struct Error {
+    /// Decides the HTTP status and the JSON `error.name`.
+    pub kind: ErrorKind,
+    /// What went wrong, in words a caller can act on.
+    pub context: String,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
+        Error {
+            kind,
+            context: context.into(),
+        }
+    }
+
+    pub fn bad_request(context: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, context)
+    }
+
+    pub fn bundle(context: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Bundle, context)
+    }
+
+    pub fn io(what: impl fmt::Display, err: std::io::Error) -> Self {
+        Self::new(ErrorKind::Io, format!("{what}: {err}"))
+    }
+
+    /// The JSON body for a failed batch (Hypernova's shape plus the error).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "success": false,
+            "error": {
+                "name": self.kind.name(),
+                "message": self.context,
+                "stack": [],
+            },
+            "results": {},
+        })
+        .to_string()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.context)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_body_names_the_kind_and_says_what_was_wrong() {
+        let err = Error::new(ErrorKind::PayloadTooLarge, "body is over 5242880 bytes");
+        let v: serde_json::Value = serde_json::from_str(&err.to_json()).unwrap();
+        assert_eq!(v["success"], false);
+        assert_eq!(v["error"]["name"], "PayloadTooLarge");
+        assert_eq!(v["error"]["message"], "body is over 5242880 bytes");
+        assert_eq!(v["results"], serde_json::json!({}));
+        assert_eq!(err.kind.status(), 413);
+    }
+}

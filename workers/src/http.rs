@@ -1,0 +1,348 @@
+//! The worker's HTTP/1.1 server (hyper) on loopback.
+//!
+//! Routes:
+//! - `POST /batch`: Hypernova's batch protocol (protocol.md);
+//! - `POST /render/{name}`: props as the body, HTML back (`text/html`), or a
+//!   JSON error with the job's status;
+//! - `GET /health`: 200 while the worker takes work;
+//! - `GET /stats`: counters, heap and RSS as JSON (read by the supervisor).
+//!
+//! Every phase is bounded: header read, body read, and the wait for the
+//! render thread. Bodies over the limit get 413 before they are read.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::log;
+use crate::protocol::{self, Job, JobSpec};
+use crate::renderer::RenderQueue;
+
+/// Limits of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send the request headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send the body.
+    pub body_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 5 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every request handler can see.
+struct Ctx {
+    /// Hands work to the render thread.
+    queue: RenderQueue,
+    /// Limits.
+    config: HttpConfig,
+    /// For `/stats` uptime.
+    started: Instant,
+    /// Numbers requests that arrive without an X-Request-Id.
+    seq: AtomicU64,
+}
+
+type Body = Full<Bytes>;
+
+/// Serves connections on `listener` until `shutdown` resolves, then stops
+/// accepting and lets in-flight requests finish (bounded by `drain_timeout`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    queue: RenderQueue,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let drain_timeout = config.drain_timeout;
+    let header_timeout = config.header_timeout;
+    let ctx = Arc::new(Ctx {
+        queue,
+        config,
+        started: Instant::now(),
+        seq: AtomicU64::new(0),
+    });
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        log::warn("accept failed", json!({"error": e.to_string()}));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let ctx = Arc::clone(&ctx);
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .keep_alive(true)
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(move |req| handle(req, Arc::clone(&ctx))),
+                    );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        log::warn("connections still open after the drain timeout", json!({}));
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<Ctx>,
+) -> std::result::Result<Response<Body>, Infallible> {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "w{}-{}",
+                std::process::id(),
+                ctx.seq.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut response = match route(req, &ctx).await {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn(
+                "request rejected",
+                json!({"request_id": request_id, "method": method.as_str(), "path": path, "status": e.kind.status(), "error": e.context}),
+            );
+            error_response(&e)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    Ok(response)
+}
+
+async fn route(req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::POST, "/batch") => batch(req, ctx).await,
+        (&Method::POST, p) if p.starts_with("/render/") => {
+            render_one(req, ctx, &p["/render/".len()..]).await
+        }
+        (&Method::GET, "/health") => Ok(json_response(
+            StatusCode::OK,
+            json!({"status": "ok"}).to_string(),
+        )),
+        (&Method::GET, "/stats") => Ok(json_response(StatusCode::OK, stats_json(ctx))),
+        (m, "/batch") => Ok(method_not_allowed(m, &path, "POST")),
+        (m, p) if p.starts_with("/render/") => Ok(method_not_allowed(m, p, "POST")),
+        (m, "/health") | (m, "/stats") => Ok(method_not_allowed(m, &path, "GET")),
+        (m, p) => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no route for {m} {p}; try POST /batch or POST /render/{{name}}"),
+        )),
+    }
+}
+
+async fn batch(req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>> {
+    let body = read_body(req, ctx).await?;
+    let jobs = protocol::parse_batch(&body)?;
+    drop(body);
+    let reply = ctx.queue.render(jobs).await?;
+    let text = protocol::batch_response(&reply.results);
+    let mut response = json_response(StatusCode::OK, text);
+    timing_headers(&mut response, reply.queue_ms, reply.render_ms);
+    Ok(response)
+}
+
+async fn render_one(req: Request<Incoming>, ctx: &Ctx, raw_name: &str) -> Result<Response<Body>> {
+    let name = percent_encoding::percent_decode_str(raw_name)
+        .decode_utf8()
+        .map_err(|_| Error::bad_request("component name in the path is not valid UTF-8"))?
+        .into_owned();
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::bad_request(
+            "expected POST /render/{name} with a component name",
+        ));
+    }
+    let body = read_body(req, ctx).await?;
+    let props = protocol::parse_props(&body)?;
+    drop(body);
+    let job = Job {
+        token: "0".into(),
+        spec: Ok(JobSpec {
+            name,
+            props,
+            metadata: None,
+        }),
+    };
+    let reply = ctx.queue.render(vec![job]).await?;
+    let result =
+        reply.results.into_iter().next().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "the render thread returned no result")
+        })?;
+    let mut response = match result.outcome {
+        Ok(rendered) => {
+            let mut r = Response::new(Full::new(Bytes::from(rendered.html)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Err(error) => {
+            let status =
+                StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = json!({"success": false, "error": error, "results": {}});
+            json_response(status, body.to_string())
+        }
+    };
+    timing_headers(&mut response, reply.queue_ms, reply.render_ms);
+    Ok(response)
+}
+
+/// Reads the whole body within the size and time limits.
+async fn read_body(req: Request<Incoming>, ctx: &Ctx) -> Result<Bytes> {
+    let max = ctx.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let limited = Limited::new(req.into_body(), max);
+    match tokio::time::timeout(ctx.config.body_timeout, limited.collect()).await {
+        Err(_) => Err(Error::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} ms",
+                ctx.config.body_timeout.as_millis()
+            ),
+        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(max)),
+        Ok(Err(e)) => Err(Error::bad_request(format!("reading the request body: {e}"))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+fn too_large(max: usize) -> Error {
+    Error::new(
+        ErrorKind::PayloadTooLarge,
+        format!("request body is over the {max} byte limit"),
+    )
+}
+
+fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> Response<Body> {
+    let e = Error::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{method} is not allowed on {path}; use {allow}"),
+    );
+    let mut r = error_response(&e);
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn stats_json(ctx: &Ctx) -> String {
+    let stats = ctx.queue.stats();
+    json!({
+        "pid": std::process::id(),
+        "uptime_s": ctx.started.elapsed().as_secs_f64(),
+        "render_timeout_ms": ctx.queue.render_timeout().as_millis() as u64,
+        "rss_bytes": rss_bytes(),
+        "requests": stats.requests,
+        "jobs": {
+            "ok": stats.jobs_ok,
+            "not_found": stats.jobs_not_found,
+            "error": stats.jobs_error,
+            "timeout": stats.jobs_timeout,
+        },
+        "heap": stats.heap,
+        "busy": stats.busy,
+    })
+    .to_string()
+}
+
+/// Resident set size from /proc (Linux), 0 where unavailable.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn timing_headers(response: &mut Response<Body>, queue_ms: f64, render_ms: f64) {
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("{queue_ms:.3}")) {
+        h.insert("x-ssrd-queue-ms", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{render_ms:.3}")) {
+        h.insert("x-ssrd-render-ms", v);
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error_response(e: &Error) -> Response<Body> {
+    let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json_response(status, e.to_json());
+    if e.kind == ErrorKind::MethodNotAllowed {
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+    }
+    r
+}

@@ -1,0 +1,449 @@
+//! The JS runtime: one V8 isolate (deno_core) holding the evaluated bundle.
+//!
+//! `Engine` owns the isolate, a current-thread tokio runtime for V8's delayed
+//! tasks and async renders, the watchdog that enforces per-job deadlines, and
+//! the near-heap-limit hook that turns heap exhaustion into a failed job
+//! instead of V8's fatal out-of-memory abort. It is not `Send`: it lives on
+//! the render thread for its whole life.
+//!
+//! The Rust side knows nothing about React. It calls the host glue from
+//! `js/host.js`, which calls `globalThis.ssrd.render(name, props, context)`.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use deno_core::v8;
+use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{JobError, Rendered};
+use crate::watchdog::Watchdog;
+use crate::web_apis;
+
+/// Sets V8 flags for this process (e.g. `--max-semi-space-size=32`). Must
+/// run before the first isolate is created; unknown flags are an error.
+pub fn set_v8_flags(flags: &str) -> Result<()> {
+    let mut args = vec![String::new()];
+    args.extend(flags.split_whitespace().map(str::to_owned));
+    if args.len() == 1 {
+        return Ok(());
+    }
+    let rest = deno_core::v8_set_flags(args);
+    if rest.len() > 1 {
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            format!("V8 does not know these flags: {}", rest[1..].join(" ")),
+        ));
+    }
+    Ok(())
+}
+
+/// A JS bundle: its source and the name stack traces show for it.
+#[derive(Clone)]
+pub struct Bundle {
+    /// Shown in stack traces and error messages (usually the file path).
+    pub name: String,
+    /// The whole bundle: a classic script that sets `globalThis.ssrd`.
+    pub code: String,
+}
+
+impl Bundle {
+    pub fn load(path: &std::path::Path) -> Result<Bundle> {
+        let code = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Bundle,
+                format!("reading {}: {e}", path.display()),
+            )
+        })?;
+        Ok(Bundle {
+            name: path.display().to_string(),
+            code,
+        })
+    }
+}
+
+/// How to start an isolate.
+#[derive(Clone, Copy)]
+pub struct EngineOptions {
+    /// V8's old-space limit for this isolate, in bytes.
+    pub heap_limit_bytes: usize,
+    /// A startup snapshot that already holds the evaluated bundle; `None`
+    /// evaluates the bundle from source.
+    pub snapshot: Option<&'static [u8]>,
+}
+
+/// V8 heap figures, read after each request.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct HeapStats {
+    /// Bytes of live JS objects.
+    pub used: usize,
+    /// Bytes V8 has reserved for the heap.
+    pub total: usize,
+    /// The configured limit.
+    pub limit: usize,
+    /// Bytes held outside the heap by JS objects (ArrayBuffers, strings).
+    pub external: usize,
+}
+
+/// The render glue's answer to one call, before any promise is awaited.
+enum Step {
+    Done(std::result::Result<Rendered, JobError>),
+    Pending(v8::Global<v8::Value>),
+    Terminated,
+    TimedOut,
+}
+
+pub struct Engine {
+    // Field order is drop order: V8 handles before the isolate, the isolate
+    // before the tokio runtime it posts tasks to.
+    /// The host glue's `renderJob(name, propsJson, metadataJson)`.
+    render_job: v8::Global<v8::Function>,
+    /// The host glue object (`warmupJobs`, `checkContract`, `onStart`).
+    host: v8::Global<v8::Object>,
+    /// The isolate with the bundle evaluated in it.
+    runtime: JsRuntime,
+    /// Ends renders that run past their deadline.
+    watchdog: Watchdog,
+    /// Set by the near-heap-limit hook; once set the isolate must be retired.
+    heap_exhausted: Rc<Cell<bool>>,
+    /// The configured heap limit, for stats.
+    heap_limit: usize,
+    /// Drives V8's delayed tasks, timers and async renders on this thread.
+    tokio: tokio::runtime::Runtime,
+}
+
+impl Engine {
+    /// Starts an isolate: from `options.snapshot` if given (the bundle is
+    /// already inside), otherwise by evaluating `bundle`.
+    pub fn new(bundle: &Bundle, options: EngineOptions) -> Result<Engine> {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the render thread's tokio runtime", e))?;
+        // V8 posts delayed tasks through the current tokio runtime: the
+        // JsRuntime must be created inside its context.
+        let _enter = tokio.enter();
+        let create_params = v8::CreateParams::default().heap_limits(0, options.heap_limit_bytes);
+        let mut runtime = JsRuntime::try_new(RuntimeOptions {
+            extensions: web_apis::extensions(),
+            startup_snapshot: options.snapshot,
+            create_params: Some(create_params),
+            ..Default::default()
+        })
+        .map_err(|e| Error::bundle(format!("starting V8: {e}")))?;
+
+        let heap_exhausted = Rc::new(Cell::new(false));
+        install_heap_guard(&mut runtime, Rc::clone(&heap_exhausted));
+        let watchdog = Watchdog::new(runtime.v8_isolate().thread_safe_handle());
+
+        if options.snapshot.is_none() {
+            evaluate_bundle(&mut runtime, bundle)?;
+        }
+        let host = runtime
+            .execute_script("ssrd:host", "globalThis.__ssrdHost")
+            .map_err(|e| Error::bundle(format!("the host script did not load: {e}")))?;
+        let (host, render_job) = {
+            deno_core::scope!(scope, &mut runtime);
+            let host = v8::Local::new(scope, host);
+            let host: v8::Local<v8::Object> = host.try_into().map_err(|_| {
+                Error::bundle("globalThis.__ssrdHost is gone: did the bundle delete it?")
+            })?;
+            let render_job = get_function(scope, host, "renderJob")
+                .ok_or_else(|| Error::bundle("host glue has no renderJob"))?;
+            (v8::Global::new(scope, host), render_job)
+        };
+        let mut engine = Engine {
+            render_job,
+            host,
+            runtime,
+            watchdog,
+            heap_exhausted,
+            heap_limit: options.heap_limit_bytes,
+            tokio,
+        };
+        let problem = engine.call_host_string("checkContract")?;
+        if !problem.is_empty() {
+            return Err(Error::bundle(format!("{}: {problem}", bundle.name)));
+        }
+        engine.call_host_string("onStart")?;
+        Ok(engine)
+    }
+
+    /// Renders one job within `timeout`. Never panics on anything the bundle
+    /// does: throws, runaway loops, heap exhaustion and never-settling
+    /// promises all come back as a `JobError`.
+    pub fn render(
+        &mut self,
+        name: &str,
+        props: &str,
+        metadata: Option<&str>,
+        timeout: Duration,
+    ) -> std::result::Result<Rendered, JobError> {
+        if self.heap_exhausted.get() {
+            return Err(heap_error());
+        }
+        let _enter = self.tokio.enter();
+        let started = Instant::now();
+        let armed = self.watchdog.arm(timeout);
+        let mut step = self.call_glue(name, props, metadata);
+        if let Step::Pending(promise) = step {
+            let remaining = timeout.saturating_sub(started.elapsed());
+            step = self.await_promise(promise, remaining);
+        }
+        let fired = self.watchdog.disarm(armed);
+        if fired || matches!(step, Step::Terminated) {
+            self.runtime.v8_isolate().cancel_terminate_execution();
+        }
+        if self.heap_exhausted.get() {
+            return Err(heap_error());
+        }
+        match step {
+            Step::Done(result) => result,
+            Step::TimedOut => Err(timeout_error(timeout)),
+            Step::Terminated | Step::Pending(_) if fired => Err(timeout_error(timeout)),
+            Step::Terminated | Step::Pending(_) => Err(JobError::host(
+                500,
+                "InternalError",
+                "the render was terminated for no known reason",
+            )),
+        }
+    }
+
+    /// True once the isolate came near its heap limit: it answered the job
+    /// that did it, and must now be retired (the worker exits).
+    pub fn heap_exhausted(&self) -> bool {
+        self.heap_exhausted.get()
+    }
+
+    /// The warm-up jobs the bundle declared, as (name, props JSON) pairs.
+    pub fn warmup_jobs(&mut self) -> Result<Vec<(String, String)>> {
+        let value = self.call_host("warmupJobs")?;
+        deno_core::scope!(scope, &mut self.runtime);
+        let value = v8::Local::new(scope, value);
+        deno_core::serde_v8::from_v8::<Vec<(String, String)>>(scope, value)
+            .map_err(|e| Error::bundle(format!("globalThis.ssrd.warmup: {e}")))
+    }
+
+    pub fn heap_stats(&mut self) -> HeapStats {
+        let s = self.runtime.v8_isolate().get_heap_statistics();
+        HeapStats {
+            used: s.used_heap_size(),
+            total: s.total_heap_size(),
+            limit: self.heap_limit,
+            external: s.external_memory(),
+        }
+    }
+
+    fn call_glue(&mut self, name: &str, props: &str, metadata: Option<&str>) -> Step {
+        deno_core::scope!(scope, &mut self.runtime);
+        v8::tc_scope!(let tc, scope);
+        let (Some(name_v), Some(props_v)) = (v8::String::new(tc, name), v8::String::new(tc, props))
+        else {
+            return Step::Done(Err(JobError::host(
+                400,
+                "BadRequest",
+                "name or props too large for V8",
+            )));
+        };
+        let meta_v: v8::Local<v8::Value> = match metadata.map(|m| v8::String::new(tc, m)) {
+            Some(Some(m)) => m.into(),
+            _ => v8::undefined(tc).into(),
+        };
+        let f = v8::Local::new(tc, &self.render_job);
+        let recv = v8::undefined(tc).into();
+        match f.call(tc, recv, &[name_v.into(), props_v.into(), meta_v]) {
+            Some(v) if v.is_promise() => Step::Pending(v8::Global::new(tc, v)),
+            Some(v) => Step::Done(read_answer(tc, v)),
+            None if tc.has_terminated() || tc.is_execution_terminating() => Step::Terminated,
+            None => {
+                let msg = tc
+                    .exception()
+                    .map(|e| e.to_rust_string_lossy(tc))
+                    .unwrap_or_else(|| "unknown exception".into());
+                Step::Done(Err(JobError::host(
+                    500,
+                    "InternalError",
+                    format!("render glue threw: {msg}"),
+                )))
+            }
+        }
+    }
+
+    fn await_promise(&mut self, promise: v8::Global<v8::Value>, remaining: Duration) -> Step {
+        let runtime = &mut self.runtime;
+        let resolve = runtime.resolve(promise);
+        let waited = self.tokio.block_on(async {
+            tokio::time::timeout(
+                remaining,
+                runtime.with_event_loop_promise(resolve, PollEventLoopOptions::default()),
+            )
+            .await
+        });
+        match waited {
+            Err(_elapsed) => Step::TimedOut,
+            Ok(Ok(value)) => {
+                deno_core::scope!(scope, &mut self.runtime);
+                let value = v8::Local::new(scope, value);
+                Step::Done(read_answer(scope, value))
+            }
+            Ok(Err(_)) if self.runtime.v8_isolate().is_execution_terminating() => Step::Terminated,
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                if self.heap_exhausted.get() {
+                    return Step::Terminated;
+                }
+                Step::Done(Err(JobError::host(
+                    500,
+                    "Error",
+                    if msg.contains("event loop has already resolved") {
+                        "the render returned a promise that never settles".to_string()
+                    } else {
+                        msg
+                    },
+                )))
+            }
+        }
+    }
+
+    fn call_host(&mut self, method: &str) -> Result<v8::Global<v8::Value>> {
+        let _enter = self.tokio.enter();
+        deno_core::scope!(scope, &mut self.runtime);
+        v8::tc_scope!(let tc, scope);
+        let host = v8::Local::new(tc, &self.host);
+        let f = get_function(tc, host, method)
+            .ok_or_else(|| Error::bundle(format!("host glue has no {method}")))?;
+        let f = v8::Local::new(tc, f);
+        let recv = v8::undefined(tc).into();
+        match f.call(tc, recv, &[]) {
+            Some(v) => Ok(v8::Global::new(tc, v)),
+            None => {
+                let msg = tc
+                    .exception()
+                    .map(|e| e.to_rust_string_lossy(tc))
+                    .unwrap_or_else(|| "terminated".into());
+                Err(Error::bundle(msg))
+            }
+        }
+    }
+
+    fn call_host_string(&mut self, method: &str) -> Result<String> {
+        let v = self.call_host(method)?;
+        deno_core::scope!(scope, &mut self.runtime);
+        let v = v8::Local::new(scope, v);
+        Ok(if v.is_string() {
+            v.to_rust_string_lossy(scope)
+        } else {
+            String::new()
+        })
+    }
+}
+
+/// Evaluates the bundle with the host's internals hidden from it.
+pub(crate) fn evaluate_bundle(runtime: &mut JsRuntime, bundle: &Bundle) -> Result<()> {
+    runtime
+        .execute_script("ssrd:hide", "globalThis.__ssrdHost.hideInternals()")
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("hiding host internals: {e}")))?;
+    runtime
+        .execute_script(bundle.name.clone(), bundle.code.clone())
+        .map(|_| ())
+        .map_err(|e| Error::bundle(format!("evaluating {}: {e}", bundle.name)))
+}
+
+fn get_function<'s>(
+    scope: &v8::PinScope<'s, '_>,
+    obj: v8::Local<'s, v8::Object>,
+    name: &str,
+) -> Option<v8::Global<v8::Function>> {
+    let key = v8::String::new(scope, name)?;
+    let f: v8::Local<v8::Function> = obj.get(scope, key.into())?.try_into().ok()?;
+    Some(v8::Global::new(scope, f))
+}
+
+fn get_prop<'s>(
+    scope: &v8::PinScope<'s, '_>,
+    obj: v8::Local<'s, v8::Object>,
+    name: &str,
+) -> Option<v8::Local<'s, v8::Value>> {
+    let key = v8::String::new(scope, name)?;
+    obj.get(scope, key.into())
+}
+
+/// Reads the glue's answer: a string (HTML), `{html, meta}` or
+/// `{statusCode, error}` (see js/host.js).
+fn read_answer<'s>(
+    scope: &v8::PinScope<'s, '_>,
+    value: v8::Local<'s, v8::Value>,
+) -> std::result::Result<Rendered, JobError> {
+    if value.is_string() {
+        return Ok(Rendered {
+            html: value.to_rust_string_lossy(scope),
+            meta: None,
+        });
+    }
+    let Ok(obj) = v8::Local::<v8::Object>::try_from(value) else {
+        return Err(JobError::host(
+            500,
+            "InternalError",
+            "render glue returned a non-object",
+        ));
+    };
+    if let Some(html) = get_prop(scope, obj, "html").filter(|v| v.is_string()) {
+        let meta = get_prop(scope, obj, "meta")
+            .filter(|v| v.is_string())
+            .map(|v| v.to_rust_string_lossy(scope));
+        return Ok(Rendered {
+            html: html.to_rust_string_lossy(scope),
+            meta,
+        });
+    }
+    let status = get_prop(scope, obj, "statusCode")
+        .and_then(|v| v.integer_value(scope))
+        .and_then(|n| u16::try_from(n).ok())
+        .unwrap_or(500);
+    let error_json = get_prop(scope, obj, "error")
+        .filter(|v| v.is_string())
+        .map(|v| v.to_rust_string_lossy(scope))
+        .unwrap_or_default();
+    let mut error = serde_json::from_str::<JobError>(&error_json).unwrap_or_else(|_| {
+        JobError::host(
+            500,
+            "Error",
+            format!("unreadable error from the bundle: {error_json}"),
+        )
+    });
+    error.status = status;
+    Err(error)
+}
+
+fn timeout_error(timeout: Duration) -> JobError {
+    JobError::host(
+        500,
+        "RenderTimeout",
+        format!(
+            "render ran past its {} ms limit and was stopped",
+            timeout.as_millis()
+        ),
+    )
+}
+
+fn heap_error() -> JobError {
+    JobError::host(
+        500,
+        "HeapLimitExceeded",
+        "render exhausted the worker's JS heap; the worker will be replaced",
+    )
+}
+
+/// When V8 nears the heap limit it would abort the whole process. Instead:
+/// flag the isolate as exhausted, terminate the running JS, and grant some
+/// headroom so the termination can unwind. The job is answered as failed and
+/// the worker exits afterwards (see `exit_code::HEAP_LIMIT`).
+fn install_heap_guard(runtime: &mut JsRuntime, exhausted: Rc<Cell<bool>>) {
+    let handle = runtime.v8_isolate().thread_safe_handle();
+    runtime.add_near_heap_limit_callback(move |current, _initial| {
+        exhausted.set(true);
+        handle.terminate_execution();
+        current + (current / 2).max(64 << 20)
+    });
+}

@@ -1,0 +1,583 @@
+//! The Hypernova `/batch` wire format (see `shared/docs/protocol.md`).
+//!
+//! Parsing is strict about the envelope and lenient about jobs: a body that
+//! is not a JSON object of jobs fails the whole batch (400), while one bad job
+//! (not an object, no `name`, props that are not an object) fails only itself
+//! and the other jobs still render. Props (`data`) and `metadata` are kept as
+//! raw JSON text: Rust never builds a tree of them, V8 parses them once, and
+//! arbitrarily deep nesting inside them costs no Rust stack.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+
+/// One parsed job of a batch, in request order.
+#[derive(Debug)]
+pub struct Job {
+    /// The caller's key for this job; the result is stored under it.
+    pub token: String,
+    /// What to render, or why this job cannot be rendered.
+    pub spec: Result<JobSpec, JobError>,
+}
+
+/// A well-formed job: which component, with which props.
+#[derive(Debug)]
+pub struct JobSpec {
+    /// The registered component name.
+    pub name: String,
+    /// The props as raw JSON text; always an object (`{}` when absent).
+    pub props: Box<RawValue>,
+    /// The job's opaque metadata as raw JSON text, when the caller sent any.
+    pub metadata: Option<Box<RawValue>>,
+}
+
+/// A job-level failure in Hypernova's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Error class name, e.g. "ReferenceError", "RenderTimeout".
+    pub name: String,
+    /// Hypernova only sets `type` for thrown non-Error values.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
+    pub kind: Option<String>,
+    /// Usually a string; a thrown non-Error value is passed through as is
+    /// (boxed: a `Value` is large and errors travel inside every `Result`).
+    pub message: Box<serde_json::Value>,
+    /// The JS stack split at each "\n    ".
+    #[serde(default)]
+    pub stack: Vec<String>,
+    /// The job's HTTP-like status (not serialised inside `error`).
+    #[serde(skip)]
+    pub status: u16,
+}
+
+impl JobError {
+    /// An error raised by the host (not thrown by the bundle).
+    pub fn host(status: u16, name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        JobError {
+            name: name.to_string(),
+            kind: None,
+            stack: vec![format!("{name}: {message}")],
+            message: Box::new(serde_json::Value::String(message)),
+            status,
+        }
+    }
+
+    /// Hypernova's message for an unknown component, when the host decides it.
+    pub fn message_text(&self) -> String {
+        match &*self.message {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The outcome of one job, ready to be serialised into `results`.
+#[derive(Debug)]
+pub struct JobResult {
+    /// The caller's key for this job.
+    pub token: String,
+    /// The component name as sent (null when the job had none).
+    pub name: Option<String>,
+    /// The HTML, or the error that prevented it.
+    pub outcome: std::result::Result<Rendered, JobError>,
+    /// Milliseconds spent on this job.
+    pub duration_ms: f64,
+}
+
+/// A successful render.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The markup the component produced.
+    pub html: String,
+    /// `meta` as JSON text (`{}` unless the bundle returned some).
+    pub meta: Option<String>,
+}
+
+impl JobResult {
+    /// The job's status: 200, or the failure's status.
+    pub fn status(&self) -> u16 {
+        match &self.outcome {
+            Ok(_) => 200,
+            Err(e) => e.status,
+        }
+    }
+}
+
+/// Parses a `/batch` body into jobs, in the order the caller wrote them.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<Job>> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Error::bad_request(format!(
+            "request body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(Error::bad_request(
+            "request body is empty; expected a JSON object mapping job tokens to jobs",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let batch = BatchWire::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    Ok(batch.0)
+}
+
+/// Parses the body of `POST /render/{name}`: the props object itself.
+pub fn parse_props(body: &[u8]) -> Result<Box<RawValue>> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Error::bad_request(format!(
+            "request body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Ok(empty_props());
+    }
+    let raw: Box<RawValue> = serde_json::from_str(text).map_err(json_error)?;
+    check_props(raw).map_err(|e| Error::bad_request(e.message_text()))
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    let msg = e.to_string();
+    if msg.contains("recursion limit exceeded") {
+        Error::bad_request(format!(
+            "JSON nested too deeply outside a job's data/metadata ({msg})"
+        ))
+    } else {
+        Error::bad_request(format!("request body is not valid JSON: {msg}"))
+    }
+}
+
+fn empty_props() -> Box<RawValue> {
+    RawValue::from_string("{}".to_string()).expect("{} is valid JSON")
+}
+
+/// Props must be a JSON object; `null` means no props.
+fn check_props(raw: Box<RawValue>) -> std::result::Result<Box<RawValue>, JobError> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'{') => Ok(raw),
+        Some(b'n') => Ok(empty_props()),
+        _ => Err(JobError::host(
+            400,
+            "BadRequest",
+            format!(
+                "props must be a JSON object (or null); got {}",
+                json_type_name(text)
+            ),
+        )),
+    }
+}
+
+fn json_type_name(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't') | Some(b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// The batch envelope: an object of jobs, kept in document order.
+struct BatchWire(Vec<Job>);
+
+impl<'de> Deserialize<'de> for BatchWire {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(BatchVisitor)
+    }
+}
+
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = BatchWire;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object mapping job tokens to jobs")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<BatchWire, A::Error> {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(token) = map.next_key::<String>()? {
+            let entry: JobWire = map.next_value()?;
+            if !seen.insert(token.clone()) {
+                return Err(de::Error::custom(format!(
+                    "job token {token:?} appears twice"
+                )));
+            }
+            jobs.push(Job {
+                spec: entry.into_spec(&token),
+                token,
+            });
+        }
+        Ok(BatchWire(jobs))
+    }
+}
+
+/// One job as sent; any JSON value is accepted here so a bad job fails alone.
+enum JobWire {
+    Object {
+        name: Option<serde_json::Value>,
+        data: Option<Box<RawValue>>,
+        metadata: Option<Box<RawValue>>,
+    },
+    NotAnObject(&'static str),
+}
+
+impl JobWire {
+    fn into_spec(self, token: &str) -> std::result::Result<JobSpec, JobError> {
+        let (name, data, metadata) = match self {
+            JobWire::NotAnObject(kind) => {
+                return Err(JobError::host(
+                    400,
+                    "BadRequest",
+                    format!("job {token:?} must be an object {{name, data, metadata}}; got {kind}"),
+                ))
+            }
+            JobWire::Object {
+                name,
+                data,
+                metadata,
+            } => (name, data, metadata),
+        };
+        let name = match name {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s,
+            Some(serde_json::Value::String(_)) => {
+                return Err(JobError::host(
+                    400,
+                    "BadRequest",
+                    format!("job {token:?} has an empty \"name\""),
+                ))
+            }
+            Some(_) => {
+                return Err(JobError::host(
+                    400,
+                    "BadRequest",
+                    format!(
+                        "job {token:?}: \"name\" must be a string naming a registered component"
+                    ),
+                ))
+            }
+            None => {
+                return Err(JobError::host(
+                    400,
+                    "BadRequest",
+                    format!("job {token:?} has no \"name\" (the registered component to render)"),
+                ))
+            }
+        };
+        let props = match data {
+            None => empty_props(),
+            Some(raw) => check_props(raw).map_err(|mut e| {
+                e.message = Box::new(serde_json::Value::String(format!(
+                    "job {token:?}: \"data\" {}",
+                    e.message_text().trim_start_matches("props ")
+                )));
+                e
+            })?,
+        };
+        let metadata = metadata.filter(|m| m.get() != "null");
+        Ok(JobSpec {
+            name,
+            props,
+            metadata,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for JobWire {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(JobVisitor)
+    }
+}
+
+struct JobVisitor;
+
+impl<'de> Visitor<'de> for JobVisitor {
+    type Value = JobWire;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a job object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<JobWire, A::Error> {
+        let (mut name, mut data, mut metadata) = (None, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" => name = Some(map.next_value::<serde_json::Value>()?),
+                "data" => data = Some(map.next_value::<Box<RawValue>>()?),
+                "metadata" => metadata = Some(map.next_value::<Box<RawValue>>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(JobWire::Object {
+            name,
+            data,
+            metadata,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<JobWire, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(JobWire::NotAnObject("an array"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<JobWire, E> {
+        Ok(JobWire::NotAnObject("a string"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<JobWire, E> {
+        Ok(JobWire::NotAnObject("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<JobWire, E> {
+        Ok(JobWire::NotAnObject("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<JobWire, E> {
+        Ok(JobWire::NotAnObject("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<JobWire, E> {
+        Ok(JobWire::NotAnObject("a number"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<JobWire, E> {
+        Ok(JobWire::NotAnObject("null"))
+    }
+}
+
+/// Serialises a batch response exactly as protocol.md describes.
+pub fn batch_response(results: &[JobResult]) -> String {
+    let mut out = String::with_capacity(
+        64 + results
+            .iter()
+            .map(|r| r.outcome.as_ref().map(|h| h.html.len()).unwrap_or(256) + 160)
+            .sum::<usize>(),
+    );
+    out.push_str(r#"{"success":true,"error":null,"results":{"#);
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, &r.token);
+        out.push(':');
+        push_job_result(&mut out, r);
+    }
+    out.push_str("}}");
+    out
+}
+
+fn push_job_result(out: &mut String, r: &JobResult) {
+    out.push_str(r#"{"name":"#);
+    match &r.name {
+        Some(n) => push_json_string(out, n),
+        None => out.push_str("null"),
+    }
+    out.push_str(r#","html":"#);
+    match &r.outcome {
+        Ok(rendered) => push_json_string(out, &rendered.html),
+        Err(_) => out.push_str("null"),
+    }
+    out.push_str(r#","meta":"#);
+    match &r.outcome {
+        Ok(Rendered { meta: Some(m), .. }) => out.push_str(m),
+        _ => out.push_str("{}"),
+    }
+    out.push_str(r#","duration":"#);
+    out.push_str(&format_duration(r.duration_ms));
+    out.push_str(r#","statusCode":"#);
+    out.push_str(&r.status().to_string());
+    match &r.outcome {
+        Ok(_) => out.push_str(r#","success":true,"error":null}"#),
+        Err(e) => {
+            out.push_str(r#","success":false,"error":"#);
+            out.push_str(&serde_json::to_string(e).unwrap_or_else(|_| "null".into()));
+            out.push('}');
+        }
+    }
+}
+
+/// Durations are floats in milliseconds, rounded to microseconds.
+fn format_duration(ms: f64) -> String {
+    let rounded = (ms * 1000.0).round() / 1000.0;
+    if rounded.is_finite() {
+        format!("{rounded}")
+    } else {
+        "0".into()
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    // serde_json's escaping of a &str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(job: &Job) -> &JobSpec {
+        job.spec.as_ref().expect("valid job")
+    }
+
+    #[test]
+    fn jobs_keep_document_order_and_raw_props() {
+        let jobs = parse_batch(
+            br#"{"b":{"name":"B","data":{"x":[1,2]}},"a":{"name":"A","data":null,"metadata":{"m":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].token, "b");
+        assert_eq!(spec(&jobs[0]).props.get(), r#"{"x":[1,2]}"#);
+        assert_eq!(spec(&jobs[1]).props.get(), "{}");
+        assert_eq!(
+            spec(&jobs[1]).metadata.as_ref().unwrap().get(),
+            r#"{"m":1}"#
+        );
+    }
+
+    #[test]
+    fn envelope_errors_fail_the_batch() {
+        for (body, needle) in [
+            (&b"[1,2]"[..], "expected a JSON object"),
+            (b"{\"0\":", "not valid JSON"),
+            (b"", "empty"),
+            (b"\xff\xfe", "not valid UTF-8"),
+            (br#"{"0":{"name":"A"},"0":{"name":"B"}}"#, "appears twice"),
+            (br#"{"0":{"name":"A"}} trailing"#, "not valid JSON"),
+        ] {
+            let err = parse_batch(body).unwrap_err();
+            assert_eq!(err.kind.status(), 400, "{body:?}");
+            assert!(err.context.contains(needle), "{body:?}: {}", err.context);
+        }
+    }
+
+    #[test]
+    fn bad_jobs_fail_alone() {
+        let jobs = parse_batch(
+            br#"{"0":"x","1":{"data":{}},"2":{"name":5},"3":{"name":"A","data":[1]},"4":{"name":"A"}}"#,
+        )
+        .unwrap();
+        let msgs: Vec<String> = jobs
+            .iter()
+            .take(4)
+            .map(|j| j.spec.as_ref().unwrap_err().message_text())
+            .collect();
+        assert!(msgs[0].contains("must be an object"), "{}", msgs[0]);
+        assert!(msgs[1].contains("has no \"name\""), "{}", msgs[1]);
+        assert!(msgs[2].contains("must be a string"), "{}", msgs[2]);
+        assert!(msgs[3].contains("must be a JSON object"), "{}", msgs[3]);
+        assert!(jobs[4].spec.is_ok());
+        assert!(jobs
+            .iter()
+            .take(4)
+            .all(|j| j.spec.as_ref().unwrap_err().status == 400));
+    }
+
+    #[test]
+    fn deep_nesting_inside_data_costs_no_stack_and_outside_is_rejected() {
+        let depth = 100_000;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let inside = format!(r#"{{"0":{{"name":"A","data":{{"deep":{deep}}}}}}}"#);
+        let jobs = parse_batch(inside.as_bytes()).unwrap();
+        assert!(spec(&jobs[0]).props.get().len() > 2 * depth);
+
+        let outside = format!(r#"{{"0":{{"name":{deep}}}}}"#);
+        let err = parse_batch(outside.as_bytes()).unwrap_err();
+        assert!(err.context.contains("nested too deeply"), "{}", err.context);
+        let top = deep.clone();
+        assert_eq!(parse_batch(top.as_bytes()).unwrap_err().kind.status(), 400);
+    }
+
+    #[test]
+    fn response_has_protocol_shapes() {
+        let results = vec![
+            JobResult {
+                token: "0".into(),
+                name: Some("A".into()),
+                outcome: Ok(Rendered {
+                    html: "<p>\u{2028}</p>".into(),
+                    meta: None,
+                }),
+                duration_ms: 1.23456,
+            },
+            JobResult {
+                token: "1".into(),
+                name: None,
+                outcome: Err(JobError::host(404, "ReferenceError", "nope")),
+                duration_ms: 0.1,
+            },
+        ];
+        let v: serde_json::Value = serde_json::from_str(&batch_response(&results)).unwrap();
+        assert_eq!(v["success"], true);
+        assert_eq!(v["error"], serde_json::Value::Null);
+        let ok = &v["results"]["0"];
+        assert_eq!(ok["html"], "<p>\u{2028}</p>");
+        assert_eq!(ok["meta"], serde_json::json!({}));
+        assert_eq!(ok["duration"], 1.235);
+        assert_eq!(ok["statusCode"], 200);
+        assert_eq!(ok["success"], true);
+        let bad = &v["results"]["1"];
+        assert_eq!(bad["name"], serde_json::Value::Null);
+        assert_eq!(bad["html"], serde_json::Value::Null);
+        assert_eq!(bad["statusCode"], 404);
+        assert_eq!(bad["success"], false);
+        assert_eq!(bad["error"]["name"], "ReferenceError");
+        assert!(bad["error"].get("type").is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any bytes at all: parsing answers Ok or a 400, never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            if let Err(e) = parse_batch(&body) {
+                proptest::prop_assert_eq!(e.kind.status(), 400);
+            }
+        }
+
+        /// JSON-ish text built from the protocol's own pieces.
+        #[test]
+        fn protocol_shaped_text_never_panics(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("{".to_string()), proptest::strategy::Just("}".to_string()),
+                    proptest::strategy::Just("[".to_string()), proptest::strategy::Just("]".to_string()),
+                    proptest::strategy::Just(",".to_string()), proptest::strategy::Just(":".to_string()),
+                    proptest::strategy::Just("\"name\"".to_string()), proptest::strategy::Just("\"data\"".to_string()),
+                    proptest::strategy::Just("\"metadata\"".to_string()), proptest::strategy::Just("\"0\"".to_string()),
+                    proptest::strategy::Just("null".to_string()), proptest::strategy::Just("1e999".to_string()),
+                    proptest::strategy::Just("\"\\ud800\"".to_string()), proptest::strategy::Just("\"</script>\"".to_string()),
+                ],
+                0..64,
+            )
+        ) {
+            let body = parts.concat();
+            match parse_batch(body.as_bytes()) {
+                Ok(jobs) => {
+                    let results: Vec<JobResult> = jobs.into_iter().map(|j| JobResult {
+                        token: j.token,
+                        name: j.spec.as_ref().ok().map(|s| s.name.clone()),
+                        outcome: Err(j.spec.err().unwrap_or_else(|| JobError::host(500, "Error", "x"))),
+                        duration_ms: 0.0,
+                    }).collect();
+                    let text = batch_response(&results);
+                    proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+                }
+                Err(e) => proptest::prop_assert_eq!(e.kind.status(), 400),
+            }
+        }
+    }
+}
