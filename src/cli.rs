@@ -77,6 +77,10 @@ pub struct WorkerArgs {
     /// Time allowed for a client to send the request body.
     #[arg(long, default_value_t = 30_000)]
     pub body_timeout_ms: u64,
+    /// After the ready line, write per-request events and a heartbeat every
+    /// second as JSON lines on stdout (the supervisor reads them).
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +125,7 @@ impl WorkerArgs {
         c.renderer.render_timeout = self.engine.render_timeout();
         c.renderer.heap_limit_bytes = self.engine.heap_limit_bytes();
         c.v8_flags = self.engine.v8_flags.clone();
+        c.events = self.events;
         c.renderer.snapshot = self.snapshot;
         c.renderer.warmup_rounds = self.warmup_rounds;
         c.http.max_body_bytes = self.max_body_bytes;

@@ -618,3 +618,61 @@ fn send_signal(pid: i32, sig: i32) -> i32 {
         .map(|s| s.code().unwrap_or(1))
         .unwrap_or(1)
 }
+
+#[test]
+fn events_report_each_request_and_a_heartbeat() {
+    let w = Worker::faults(&["--events"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let body = json!({"0": {"name": "HelloWorld"}, "1": {"name": "Nope"}, "2": {"name": "Throws"}})
+        .to_string();
+    let raw = format!(
+        "POST /batch HTTP/1.1\r\nHost: x\r\nX-Request-Id: req-42\r\nX-Request-Start: t={:.3}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        now - 0.25,
+        body.len()
+    );
+    let r = common::request(w.port, raw.as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("req-42"));
+    let event = loop {
+        let e = w
+            .next_event(Duration::from_secs(5))
+            .expect("a request event");
+        if e["event"] == "request" {
+            break e;
+        }
+    };
+    assert_eq!(event["id"], "req-42");
+    let wait = event["wait_ms"].as_f64().unwrap();
+    assert!(
+        (250.0..5000.0).contains(&wait),
+        "wait since nginx got it: {wait}"
+    );
+    let outcomes: Vec<&str> = event["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "not_found", "error"]);
+    assert_eq!(event["jobs"][0]["name"], "HelloWorld");
+    assert!(event["heap_used"].as_u64().unwrap() > 0);
+    let heartbeat = loop {
+        let e = w
+            .next_event(Duration::from_secs(3))
+            .expect("a heartbeat within a few seconds");
+        if e["event"] == "heartbeat" {
+            break e;
+        }
+    };
+    assert_eq!(heartbeat["requests"], 1);
+    assert!(heartbeat["rss"].as_u64().unwrap() > 1 << 20);
+    assert!(
+        w.stderr_lines()
+            .iter()
+            .any(|l| l.contains("job failed") && l.contains("req-42")),
+        "failed jobs are logged with the request id"
+    );
+}

@@ -49,6 +49,8 @@ pub struct Worker {
     pub ready: Value,
     /// Lines the worker wrote to stderr (collected in the background).
     stderr: mpsc::Receiver<String>,
+    /// Lines after the ready line on stdout (events, with `--events`).
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Worker {
@@ -87,6 +89,7 @@ impl Worker {
             port,
             ready,
             stderr,
+            stdout,
         }
     }
 
@@ -130,6 +133,15 @@ impl Worker {
 
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// The next stdout line (an event), waiting at most `within`.
+    pub fn next_event(&self, within: Duration) -> Option<Value> {
+        let line = self.stdout.recv_timeout(within).ok()?;
+        Some(
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("event is not JSON ({e}): {line}")),
+        )
     }
 
     pub fn stderr_lines(&self) -> Vec<String> {

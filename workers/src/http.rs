@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::error::{Error, ErrorKind, Result};
 use crate::log;
 use crate::protocol::{self, Job, JobSpec};
-use crate::renderer::RenderQueue;
+use crate::renderer::{Origin, RenderQueue};
 
 /// Limits of the HTTP side.
 #[derive(Debug, Clone)]
@@ -146,7 +146,11 @@ async fn handle(
         });
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut response = match route(req, &ctx).await {
+    let origin = Origin {
+        started_at: request_start(&req),
+        request_id: request_id.clone(),
+    };
+    let mut response = match route(req, &ctx, origin).await {
         Ok(r) => r,
         Err(e) => {
             log::warn(
@@ -162,12 +166,12 @@ async fn handle(
     Ok(response)
 }
 
-async fn route(req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>> {
+async fn route(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::POST, "/batch") => batch(req, ctx).await,
+        (&Method::POST, "/batch") => batch(req, ctx, origin).await,
         (&Method::POST, p) if p.starts_with("/render/") => {
-            render_one(req, ctx, &p["/render/".len()..]).await
+            render_one(req, ctx, &p["/render/".len()..], origin).await
         }
         (&Method::GET, "/health") => Ok(json_response(
             StatusCode::OK,
@@ -184,18 +188,25 @@ async fn route(req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>> {
     }
 }
 
-async fn batch(req: Request<Incoming>, ctx: &Ctx) -> Result<Response<Body>> {
+async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
     let body = read_body(req, ctx).await?;
     let jobs = protocol::parse_batch(&body)?;
     drop(body);
-    let reply = ctx.queue.render(jobs).await?;
+    let request_id = origin.request_id.clone();
+    let reply = ctx.queue.render(jobs, origin).await?;
+    log_failures(&request_id, &reply.results);
     let text = protocol::batch_response(&reply.results);
     let mut response = json_response(StatusCode::OK, text);
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
     Ok(response)
 }
 
-async fn render_one(req: Request<Incoming>, ctx: &Ctx, raw_name: &str) -> Result<Response<Body>> {
+async fn render_one(
+    req: Request<Incoming>,
+    ctx: &Ctx,
+    raw_name: &str,
+    origin: Origin,
+) -> Result<Response<Body>> {
     let name = percent_encoding::percent_decode_str(raw_name)
         .decode_utf8()
         .map_err(|_| Error::bad_request("component name in the path is not valid UTF-8"))?
@@ -216,7 +227,9 @@ async fn render_one(req: Request<Incoming>, ctx: &Ctx, raw_name: &str) -> Result
             metadata: None,
         }),
     };
-    let reply = ctx.queue.render(vec![job]).await?;
+    let request_id = origin.request_id.clone();
+    let reply = ctx.queue.render(vec![job], origin).await?;
+    log_failures(&request_id, &reply.results);
     let result =
         reply.results.into_iter().next().ok_or_else(|| {
             Error::new(ErrorKind::Internal, "the render thread returned no result")
@@ -239,6 +252,28 @@ async fn render_one(req: Request<Incoming>, ctx: &Ctx, raw_name: &str) -> Result
     };
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
     Ok(response)
+}
+
+/// nginx's X-Request-Start ("t=<unix seconds>"), for queue-time metrics.
+fn request_start(req: &Request<Incoming>) -> Option<f64> {
+    let v = req.headers().get("x-request-start")?.to_str().ok()?;
+    let secs: f64 = v.trim().trim_start_matches("t=").parse().ok()?;
+    secs.is_finite().then_some(secs)
+}
+
+/// One log line per failed job (not per 404: unknown names are the
+/// caller's business and can be frequent).
+fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
+    for r in results {
+        if let Err(e) = &r.outcome {
+            if e.status >= 500 {
+                log::warn(
+                    "job failed",
+                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message}),
+                );
+            }
+        }
+    }
 }
 
 /// Reads the whole body within the size and time limits.

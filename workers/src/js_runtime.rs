@@ -210,6 +210,12 @@ impl Engine {
         }
     }
 
+    /// Runs a future on the render thread's tokio runtime (the one V8's
+    /// tasks are posted to), e.g. to wait for the next request with a timeout.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.tokio.block_on(future)
+    }
+
     /// True once the isolate came near its heap limit: it answered the job
     /// that did it, and must now be retired (the worker exits).
     pub fn heap_exhausted(&self) -> bool {

@@ -10,11 +10,13 @@
 //! - [`renderer`]: the render thread and its queue (mutual exclusion);
 //! - [`http`]: the HTTP/1.1 server (hyper) and its routes;
 //! - [`protocol`]: Hypernova's `/batch` wire format;
+//! - [`events`]: per-request events and heartbeats for the supervisor;
 //! - [`error`], [`log`]: one error type; JSON-lines logs.
 //!
 //! [`run`] ties them together for `ssrd worker`.
 
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod js_runtime;
 pub mod log;
@@ -61,6 +63,8 @@ pub struct WorkerConfig {
     pub http: http::HttpConfig,
     /// Extra V8 flags for this process, space-separated.
     pub v8_flags: String,
+    /// Emit per-request events and heartbeats on stdout (for the supervisor).
+    pub events: bool,
 }
 
 impl WorkerConfig {
@@ -77,6 +81,7 @@ impl WorkerConfig {
             },
             http: http::HttpConfig::default(),
             v8_flags: String::new(),
+            events: false,
         }
     }
 }
@@ -100,7 +105,12 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
             return exit_code::FAILURE;
         }
     };
-    let (queue, boot, retire) = match renderer::start(config.renderer.clone()) {
+    let events = if config.events {
+        events::EventSink::stdout()
+    } else {
+        events::EventSink::disabled()
+    };
+    let (queue, boot, retire) = match renderer::start(config.renderer.clone(), events.clone()) {
         Ok(ok) => ok,
         Err(e) => {
             log::error("worker failed to start", json!({"error": e.to_string()}));
@@ -144,7 +154,13 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
             "snapshot": boot.snapshot,
             "rss_bytes": http::rss_bytes(),
         });
-        println!("{ready}");
+        // The ready line goes through the event writer when events are on,
+        // so it is never interleaved with (or overtaken by) an event.
+        if events.enabled() {
+            events.emit(ready.clone());
+        } else {
+            println!("{ready}");
+        }
         log::info("worker ready", ready);
         let (retire_tx, retire_rx) = tokio::sync::oneshot::channel();
         let stop = async move {

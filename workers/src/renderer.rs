@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use serde_json::json;
+
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::EventSink;
 use crate::js_runtime::{Bundle, Engine, EngineOptions, HeapStats};
 use crate::protocol::{Job, JobError, JobResult};
 use crate::snapshot;
@@ -67,10 +70,24 @@ pub struct Stats {
     pub busy: bool,
 }
 
+/// How often the render thread reports it is alive (idle or between jobs).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Who asked, for logs, events and queue-time metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// X-Request-Id (from nginx) or one the worker made up.
+    pub request_id: String,
+    /// When nginx received the request (X-Request-Start), Unix seconds.
+    pub started_at: Option<f64>,
+}
+
 /// One request for the render thread.
 struct Request {
     /// The jobs, in order.
     jobs: Vec<Job>,
+    /// Who asked.
+    origin: Origin,
     /// Where the answer goes; closed if the caller gave up.
     reply: oneshot::Sender<Reply>,
     /// When the HTTP side handed the request over, for queue time.
@@ -101,11 +118,12 @@ pub struct RenderQueue {
 
 impl RenderQueue {
     /// Renders `jobs` and waits for the answer, with a bound on the wait.
-    pub async fn render(&self, jobs: Vec<Job>) -> Result<Reply> {
+    pub async fn render(&self, jobs: Vec<Job>, origin: Origin) -> Result<Reply> {
         let (reply, answer) = oneshot::channel();
         let n = jobs.len().max(1) as u32;
         let request = Request {
             jobs,
+            origin,
             reply,
             enqueued: Instant::now(),
         };
@@ -151,7 +169,10 @@ impl RenderQueue {
 /// Starts the render thread and waits until the bundle is loaded and warm.
 /// Returns the queue, how boot went, and a receiver that fires if the thread
 /// retires the isolate (the process should then exit and be replaced).
-pub fn start(config: RendererConfig) -> Result<(RenderQueue, Boot, oneshot::Receiver<Retire>)> {
+pub fn start(
+    config: RendererConfig,
+    events: EventSink,
+) -> Result<(RenderQueue, Boot, oneshot::Receiver<Retire>)> {
     let (tx, rx) = mpsc::channel::<Request>(64);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Boot>>();
     let (retire_tx, retire_rx) = oneshot::channel();
@@ -178,7 +199,14 @@ pub fn start(config: RendererConfig) -> Result<(RenderQueue, Boot, oneshot::Rece
             boot.warmup_ms = ms(warm.elapsed());
             update_heap(&mut engine, &thread_stats);
             let _ = ready_tx.send(Ok(boot));
-            if let Some(reason) = serve(engine, rx, &thread_stats, render_timeout) {
+            let mut loop_ = RenderLoop {
+                engine,
+                stats: &thread_stats,
+                events,
+                render_timeout,
+                last_heartbeat: Instant::now(),
+            };
+            if let Some(reason) = loop_.serve(rx) {
                 let _ = retire_tx.send(reason);
             }
         })
@@ -248,68 +276,156 @@ fn warm_up(engine: &mut Engine, config: &RendererConfig) -> Result<()> {
     Ok(())
 }
 
-/// The render loop. Returns why it stopped, if it retired the isolate.
-fn serve(
-    mut engine: Engine,
-    mut rx: mpsc::Receiver<Request>,
-    stats: &Mutex<Stats>,
+/// The render thread's state while it serves.
+struct RenderLoop<'a> {
+    /// The isolate.
+    engine: Engine,
+    /// Shared with `/stats`.
+    stats: &'a Mutex<Stats>,
+    /// Per-request events and heartbeats for the supervisor.
+    events: EventSink,
+    /// Per-job deadline.
     render_timeout: Duration,
-) -> Option<Retire> {
-    while let Some(request) = rx.blocking_recv() {
-        if request.reply.is_closed() {
-            continue;
-        }
-        let picked = Instant::now();
-        set_busy(stats, true);
-        let results: Vec<JobResult> = request
-            .jobs
-            .into_iter()
-            .map(|job| render_job(&mut engine, job, render_timeout))
-            .collect();
-        let render_ms = ms(picked.elapsed());
-        record(stats, &results);
-        update_heap(&mut engine, stats);
-        set_busy(stats, false);
-        let _ = request.reply.send(Reply {
-            results,
-            queue_ms: ms(picked.duration_since(request.enqueued)),
-            render_ms,
-        });
-        if engine.heap_exhausted() {
-            return Some(Retire::HeapLimit);
-        }
-    }
-    None
+    /// When the last heartbeat went out.
+    last_heartbeat: Instant,
 }
 
-fn render_job(engine: &mut Engine, job: Job, render_timeout: Duration) -> JobResult {
-    let started = Instant::now();
-    let (name, outcome) = match job.spec {
-        Err(e) => (None, Err(e)),
-        Ok(spec) if engine.heap_exhausted() => (
-            Some(spec.name),
-            Err(JobError::host(
-                500,
-                "HeapLimitExceeded",
-                "not rendered: an earlier job in this batch exhausted the worker's JS heap",
-            )),
-        ),
-        Ok(spec) => {
-            let outcome = engine.render(
-                &spec.name,
-                spec.props.get(),
-                spec.metadata.as_deref().map(|m| m.get()),
-                render_timeout,
-            );
-            (Some(spec.name), outcome)
+impl RenderLoop<'_> {
+    /// Serves requests until the queue closes or the isolate must retire.
+    fn serve(&mut self, mut rx: mpsc::Receiver<Request>) -> Option<Retire> {
+        loop {
+            let next = self
+                .engine
+                .block_on(async { tokio::time::timeout(HEARTBEAT, rx.recv()).await });
+            let request = match next {
+                Ok(Some(request)) => request,
+                Ok(None) => return None,
+                Err(_idle) => {
+                    self.heartbeat();
+                    continue;
+                }
+            };
+            if request.reply.is_closed() {
+                continue;
+            }
+            self.handle(request);
+            if self.engine.heap_exhausted() {
+                return Some(Retire::HeapLimit);
+            }
         }
-    };
-    JobResult {
-        token: job.token,
-        name,
-        outcome,
-        duration_ms: ms(started.elapsed()),
     }
+
+    fn handle(&mut self, request: Request) {
+        let picked = Instant::now();
+        let wait_ms = request
+            .origin
+            .started_at
+            .map(|t| (unix_now() - t).max(0.0) * 1000.0);
+        set_busy(self.stats, true);
+        let mut results = Vec::with_capacity(request.jobs.len());
+        for job in request.jobs {
+            results.push(self.render_job(job));
+            if self.last_heartbeat.elapsed() >= HEARTBEAT {
+                self.heartbeat();
+            }
+        }
+        let render_ms = ms(picked.elapsed());
+        record(self.stats, &results);
+        let heap = self.engine.heap_stats();
+        {
+            let mut s = lock(self.stats);
+            s.heap = heap;
+            s.busy = false;
+        }
+        let queue_ms = ms(picked.duration_since(request.enqueued));
+        if self.events.enabled() {
+            let jobs: Vec<_> = results
+                .iter()
+                .map(|r| json!({"name": r.name, "ms": r.duration_ms, "outcome": outcome(r)}))
+                .collect();
+            self.events.emit(json!({
+                "event": "request",
+                "id": request.origin.request_id,
+                "wait_ms": wait_ms,
+                "queue_ms": queue_ms,
+                "render_ms": render_ms,
+                "jobs": jobs,
+                "heap_used": heap.used,
+                "heap_limit": heap.limit,
+            }));
+        }
+        let _ = request.reply.send(Reply {
+            results,
+            queue_ms,
+            render_ms,
+        });
+    }
+
+    fn render_job(&mut self, job: Job) -> JobResult {
+        let started = Instant::now();
+        let (name, outcome) = match job.spec {
+            Err(e) => (None, Err(e)),
+            Ok(spec) if self.engine.heap_exhausted() => (
+                Some(spec.name),
+                Err(JobError::host(
+                    500,
+                    "HeapLimitExceeded",
+                    "not rendered: an earlier job in this batch exhausted the worker's JS heap",
+                )),
+            ),
+            Ok(spec) => {
+                let outcome = self.engine.render(
+                    &spec.name,
+                    spec.props.get(),
+                    spec.metadata.as_deref().map(|m| m.get()),
+                    self.render_timeout,
+                );
+                (Some(spec.name), outcome)
+            }
+        };
+        JobResult {
+            token: job.token,
+            name,
+            outcome,
+            duration_ms: ms(started.elapsed()),
+        }
+    }
+
+    /// Tells the supervisor the render thread is alive, with its memory.
+    fn heartbeat(&mut self) {
+        self.last_heartbeat = Instant::now();
+        if !self.events.enabled() {
+            return;
+        }
+        let heap = self.engine.heap_stats();
+        let requests = lock(self.stats).requests;
+        self.events.emit(json!({
+            "event": "heartbeat",
+            "heap_used": heap.used,
+            "heap_limit": heap.limit,
+            "rss": crate::http::rss_bytes(),
+            "requests": requests,
+            "dropped_events": self.events.dropped(),
+        }));
+    }
+}
+
+/// The metric label for a job's outcome.
+pub fn outcome(r: &JobResult) -> &'static str {
+    match &r.outcome {
+        Ok(_) => "ok",
+        Err(e) if e.status == 404 => "not_found",
+        Err(e) if e.status == 400 => "bad_request",
+        Err(e) if e.name == "RenderTimeout" => "timeout",
+        Err(_) => "error",
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn lock(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
@@ -324,11 +440,11 @@ fn record(stats: &Mutex<Stats>, results: &[JobResult]) {
     let mut s = lock(stats);
     s.requests += 1;
     for r in results {
-        match &r.outcome {
-            Ok(_) => s.jobs_ok += 1,
-            Err(e) if e.status == 404 => s.jobs_not_found += 1,
-            Err(e) if e.name == "RenderTimeout" => s.jobs_timeout += 1,
-            Err(_) => s.jobs_error += 1,
+        match outcome(r) {
+            "ok" => s.jobs_ok += 1,
+            "not_found" => s.jobs_not_found += 1,
+            "timeout" => s.jobs_timeout += 1,
+            _ => s.jobs_error += 1,
         }
     }
 }
