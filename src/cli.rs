@@ -22,6 +22,13 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the tier in the foreground: nginx + haproxy + N render workers,
+    /// supervised (restarts, reloads on SIGHUP, recycling, metrics).
+    Up(UpArgs),
+    /// Print the nginx and haproxy configs `ssrd up` would use.
+    Config(ConfigArgs),
+    /// Ask a running `ssrd up` to reload its bundle (sends SIGHUP).
+    Reload(UpArgs),
     /// Run one render worker: an HTTP server on loopback holding one V8
     /// isolate, rendering one request at a time. Prints one JSON line to
     /// stdout when ready; logs JSON lines to stderr.
@@ -56,8 +63,12 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Port to listen on; 0 picks a free port (reported in the ready line).
-    #[arg(long)]
-    pub port: u16,
+    #[arg(long, required_unless_present = "listen_fd")]
+    pub port: Option<u16>,
+    /// Serve on this inherited listening socket instead of binding a port
+    /// (the supervisor passes one so a restarting worker refuses nothing).
+    #[arg(long, conflicts_with = "port")]
+    pub listen_fd: Option<i32>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -108,6 +119,148 @@ pub struct SnapshotArgs {
     pub out: PathBuf,
 }
 
+/// Options of the tier. Each can also be set in the TOML file given with
+/// --config (same names, with underscores); flags win over the file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UpArgs {
+    /// TOML file with any of the options below.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The JS bundle every worker loads [default: js-bundle/dist/server.js]
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Number of render workers [default: number of CPUs]
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Address nginx listens on, the tier's public address [default: 127.0.0.1]
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// nginx port: where callers send /batch [default: 9000]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// haproxy frontend port (loopback) [default: 9001]
+    #[arg(long)]
+    pub haproxy_port: Option<u16>,
+    /// First worker port; workers use consecutive ports [default: 9002]
+    #[arg(long)]
+    pub worker_base_port: Option<u16>,
+    /// haproxy stats page port (loopback) [default: 8999]
+    #[arg(long)]
+    pub stats_port: Option<u16>,
+    /// Prometheus /metrics port (loopback) [default: 9100]
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+    /// haproxy balance algorithm [default: first]
+    #[arg(long, value_enum)]
+    pub balance: Option<crate::config::Balance>,
+    /// Directory for rendered configs, sockets, pid and log files [default: $TMPDIR/ssrd]
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Per-job render deadline, ms [default: 1000]
+    #[arg(long)]
+    pub render_timeout_ms: Option<u64>,
+    /// Each worker's JS heap limit, MiB [default: 256]
+    #[arg(long)]
+    pub heap_limit_mb: Option<u64>,
+    /// Largest request body, MiB (buffered whole, in memory, by nginx) [default: 5]
+    #[arg(long)]
+    pub max_body_mb: Option<u64>,
+    /// Longest wait in haproxy's queue for a free worker, ms [default: 10000]
+    #[arg(long)]
+    pub queue_timeout_ms: Option<u64>,
+    /// Time a caller has to send its request, ms [default: 10000]
+    #[arg(long)]
+    pub client_timeout_ms: Option<u64>,
+    /// Longest a request may take through the tier, ms [default: 60000]
+    #[arg(long)]
+    pub upstream_timeout_ms: Option<u64>,
+    /// Recycle a worker after about this many requests (±20 %); 0 = never [default: 0]
+    #[arg(long)]
+    pub recycle_requests: Option<u64>,
+    /// Recycle a worker whose JS heap reaches this % of its limit [default: 80]
+    #[arg(long)]
+    pub recycle_heap_percent: Option<u64>,
+    /// Recycle a worker whose RSS reaches this many MiB; 0 = never [default: 1024]
+    #[arg(long)]
+    pub recycle_rss_mb: Option<u64>,
+    /// Kill a worker whose render thread is silent this long, ms [default: 10000]
+    #[arg(long)]
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// On SIGTERM, how long in-flight requests may take, ms [default: 30000]
+    #[arg(long)]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Start workers from a V8 snapshot of the bundle [default: true]
+    #[arg(long)]
+    pub snapshot: Option<bool>,
+    /// Extra V8 flags for every worker, space-separated [default: none]
+    #[arg(long, allow_hyphen_values = true)]
+    pub v8_flags: Option<String>,
+    /// nginx binary [default: nginx, from PATH]
+    #[arg(long)]
+    pub nginx: Option<PathBuf>,
+    /// haproxy binary [default: haproxy, from PATH]
+    #[arg(long)]
+    pub haproxy: Option<PathBuf>,
+    /// Write nginx's JSON access log to the run dir [default: true]
+    #[arg(long)]
+    pub access_log: Option<bool>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub up: UpArgs,
+    /// Also write the configs to the run dir and check them with `nginx -t`
+    /// and `haproxy -c`.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl UpArgs {
+    /// Defaults, then the --config file, then flags.
+    pub fn resolve(&self) -> Result<crate::config::Config, String> {
+        let mut c = match &self.config {
+            Some(path) => crate::config::Config::from_file(path)?,
+            None => crate::config::Config::default(),
+        };
+        macro_rules! take {
+            ($($field:ident),*) => {
+                $( if let Some(v) = &self.$field { c.$field = v.clone(); } )*
+            };
+        }
+        take!(
+            bundle,
+            workers,
+            host,
+            port,
+            haproxy_port,
+            worker_base_port,
+            stats_port,
+            metrics_port,
+            balance,
+            run_dir,
+            render_timeout_ms,
+            heap_limit_mb,
+            max_body_mb,
+            queue_timeout_ms,
+            client_timeout_ms,
+            upstream_timeout_ms,
+            recycle_requests,
+            recycle_heap_percent,
+            recycle_rss_mb,
+            heartbeat_timeout_ms,
+            shutdown_timeout_ms,
+            snapshot,
+            v8_flags,
+            nginx,
+            haproxy,
+            access_log
+        );
+        c.validate()?;
+        Ok(c)
+    }
+}
+
 impl EngineArgs {
     pub fn render_timeout(&self) -> Duration {
         Duration::from_millis(self.render_timeout_ms)
@@ -120,8 +273,10 @@ impl EngineArgs {
 
 impl WorkerArgs {
     pub fn into_config(self) -> ssrd_worker::WorkerConfig {
-        let mut c = ssrd_worker::WorkerConfig::new(self.engine.bundle.clone(), self.port);
+        let mut c =
+            ssrd_worker::WorkerConfig::new(self.engine.bundle.clone(), self.port.unwrap_or(0));
         c.host = self.host;
+        c.listen_fd = self.listen_fd;
         c.renderer.render_timeout = self.engine.render_timeout();
         c.renderer.heap_limit_bytes = self.engine.heap_limit_bytes();
         c.v8_flags = self.engine.v8_flags.clone();

@@ -180,14 +180,13 @@ impl Config {
         self.worker_base_port + slot as u16
     }
 
-    pub fn render_timeout(&self) -> Duration {
-        Duration::from_millis(self.render_timeout_ms)
-    }
-
     pub fn heartbeat_timeout(&self) -> Duration {
         // A batch may legitimately keep the render thread busy for a few
         // deadlines, but it sends heartbeats between jobs.
-        Duration::from_millis(self.heartbeat_timeout_ms.max(2 * self.render_timeout_ms + 1000))
+        Duration::from_millis(
+            self.heartbeat_timeout_ms
+                .max(2 * self.render_timeout_ms + 1000),
+        )
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -213,7 +212,10 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {
-        let c: Config = toml::from_str("workers = 3\nbalance = \"static-rr\"\nport = 9100\nmetrics_port = 9200").unwrap();
+        let c: Config = toml::from_str(
+            "workers = 3\nbalance = \"static-rr\"\nport = 9100\nmetrics_port = 9200",
+        )
+        .unwrap();
         assert_eq!(c.workers, 3);
         assert_eq!(c.balance, Balance::StaticRr);
         assert_eq!(c.port, 9100);
@@ -234,6 +236,11 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().unwrap_err().contains("both 9000"));
-        assert!(Config { workers: 2, ..Config::default() }.validate().is_ok());
+        assert!(Config {
+            workers: 2,
+            ..Config::default()
+        }
+        .validate()
+        .is_ok());
     }
 }

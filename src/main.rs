@@ -1,10 +1,23 @@
 //! `ssrd`: the server-side rendering tier's one binary.
 //!
 //! Thin on purpose: parse the command line and hand over. The render worker
-//! lives in the `ssrd-worker` crate (`workers/`).
+//! lives in the `ssrd-worker` crate (`workers/`); the supervisor's pieces
+//! are the modules below, one responsibility each.
 
 mod cli;
+mod config;
+mod haproxy_api;
+mod metrics;
+mod preflight;
+mod recycle;
+mod reload;
 mod render_cmd;
+mod restart;
+mod signals;
+mod spawn;
+mod supervisor;
+mod templates;
+mod up;
 
 use clap::Parser;
 
@@ -13,11 +26,24 @@ use cli::{Cli, Command};
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Up(args) => with_config(&args, up::up),
+        Command::Config(args) => with_config(&args.up, |c| up::print_config(c, args.check)),
+        Command::Reload(args) => with_config(&args, |c| up::reload(&c)),
         Command::Worker(args) => ssrd_worker::run(args.into_config(), shutdown_signal()),
         Command::Render(args) => render_cmd::run(args),
         Command::Snapshot(args) => snapshot(args),
     };
     std::process::exit(code);
+}
+
+fn with_config(args: &cli::UpArgs, f: impl FnOnce(config::Config) -> i32) -> i32 {
+    match args.resolve() {
+        Ok(config) => f(config),
+        Err(e) => {
+            eprintln!("ssrd: {e}");
+            2
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

@@ -262,3 +262,342 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Like `post`, but a refused or broken connection is an `Err`, not a panic.
+pub fn try_post(port: u16, path: &str, body: &[u8], timeout: Duration) -> Result<Resp, String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.set_write_timeout(Some(timeout)).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    stream.write_all(&req).map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    stream
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("read: {e}"))?;
+    parse_response(&buf).ok_or_else(|| format!("no HTTP response ({} bytes)", buf.len()))
+}
+
+pub fn get(port: u16, path: &str) -> Resp {
+    request(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// A running `ssrd up` on free loopback ports, stopped on drop.
+pub struct Tier {
+    pub child: Child,
+    /// nginx: the tier's public port.
+    pub port: u16,
+    pub haproxy_port: u16,
+    pub stats_port: u16,
+    pub metrics_port: u16,
+    pub worker_ports: Vec<u16>,
+    pub run_dir: PathBuf,
+    /// The supervisor's ready line.
+    pub ready: Value,
+    /// The supervisor's (and its children's) stderr lines, as they come.
+    stderr: mpsc::Receiver<String>,
+    /// Lines read so far from `stderr`.
+    pub log: Vec<String>,
+}
+
+impl Tier {
+    /// Starts a tier with `workers` workers on a free block of ports.
+    pub fn start(workers: usize, bundle: &std::path::Path, extra: &[&str]) -> Tier {
+        for attempt in 0..8 {
+            let base = free_block(workers + 4);
+            let run_dir =
+                std::env::temp_dir().join(format!("ssrd-tier-{}-{base}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&run_dir);
+            let mut child = Command::new(bin())
+                .arg("up")
+                .args(["--workers", &workers.to_string()])
+                .arg("--bundle")
+                .arg(bundle)
+                .args(["--port", &base.to_string()])
+                .args(["--haproxy-port", &(base + 1).to_string()])
+                .args(["--stats-port", &(base + 2).to_string()])
+                .args(["--metrics-port", &(base + 3).to_string()])
+                .args(["--worker-base-port", &(base + 4).to_string()])
+                .arg("--run-dir")
+                .arg(&run_dir)
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn ssrd up");
+            let stderr = collect_lines(child.stderr.take().unwrap());
+            let stdout = collect_lines(child.stdout.take().unwrap());
+            match stdout.recv_timeout(TIMEOUT) {
+                Ok(line) => {
+                    let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+                    std::thread::spawn(move || for _ in stdout {});
+                    return Tier {
+                        child,
+                        port: base,
+                        haproxy_port: base + 1,
+                        stats_port: base + 2,
+                        metrics_port: base + 3,
+                        worker_ports: (0..workers as u16).map(|i| base + 4 + i).collect(),
+                        run_dir,
+                        ready,
+                        stderr,
+                        log: Vec::new(),
+                    };
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let errs: Vec<String> = stderr.try_iter().collect();
+                    let text = errs.join("\n");
+                    if text.contains("is not available") && attempt < 7 {
+                        continue; // lost a race for a port: try another block
+                    }
+                    panic!("ssrd up never became ready; stderr:\n{text}");
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{sig} {}", self.pid());
+    }
+
+    /// Reads new stderr lines into `log` and returns all of them.
+    pub fn logs(&mut self) -> &[String] {
+        self.log.extend(self.stderr.try_iter());
+        &self.log
+    }
+
+    /// Log lines (JSON) whose "msg" is `msg`.
+    pub fn log_events(&mut self, msg: &str) -> Vec<Value> {
+        let needle = format!("\"msg\":\"{msg}\"");
+        self.logs()
+            .iter()
+            .filter(|l| l.contains(&needle))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until a log line with this "msg" appears (beyond `skip` earlier ones).
+    pub fn wait_log(&mut self, msg: &str, skip: usize, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self.log_events(msg);
+            if found.len() > skip {
+                return found[skip].clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no {msg:?} log line within {within:?}; log:\n{}",
+                    self.log.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pids of the workers currently ready, by worker name.
+    pub fn worker_pids(&mut self) -> std::collections::BTreeMap<String, i64> {
+        let mut pids = std::collections::BTreeMap::new();
+        for e in self.log_events("worker in rotation") {
+            if let (Some(w), Some(pid)) = (e["worker"].as_str(), e["worker_pid"].as_i64()) {
+                pids.insert(w.to_string(), pid);
+            }
+        }
+        pids
+    }
+
+    /// haproxy's view of the workers, from its stats page as CSV.
+    pub fn haproxy_servers(&self) -> Vec<std::collections::HashMap<String, String>> {
+        let csv = get(self.stats_port, "/;csv").text();
+        let mut lines = csv.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("# ")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        lines
+            .map(|l| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(l.split(',').map(str::to_string))
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+            .filter(|row| {
+                row.get("pxname").map(String::as_str) == Some("workers")
+                    && row.get("svname").is_some_and(|s| s.starts_with('w'))
+            })
+            .collect()
+    }
+
+    pub fn server_status(&self, name: &str) -> String {
+        self.haproxy_servers()
+            .into_iter()
+            .find(|r| r["svname"] == name)
+            .map(|r| r["status"].clone())
+            .unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        get(self.metrics_port, "/metrics").text()
+    }
+
+    /// Waits for the supervisor to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ssrd up did not exit within {within:?}");
+    }
+}
+
+impl Drop for Tier {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+/// A block of `n` consecutive free loopback ports.
+pub fn free_block(n: usize) -> u16 {
+    let mut seed = (std::process::id() as u64) << 20
+        ^ Instant::now().elapsed().as_nanos() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    loop {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let base = 20_000 + (seed % 30_000) as u16;
+        let free =
+            (0..n as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+}
+
+/// Requests sent in a steady loop from a few threads, with the outcomes.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<LoadStats>>,
+}
+
+/// What a load run saw.
+#[derive(Debug, Default, Clone)]
+pub struct LoadStats {
+    /// Answered 200 with every job rendered.
+    pub ok: u64,
+    /// Accepted but failed: a non-200, a broken response, or a failed job.
+    pub failed: u64,
+    /// Never accepted (connection refused): e.g. after shutdown began.
+    pub refused: u64,
+    /// The first few failures, for the assertion message.
+    pub samples: Vec<String>,
+}
+
+impl Load {
+    pub fn start(port: u16, body: Vec<u8>, threads: usize) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = std::sync::Arc::new(body);
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let mut s = LoadStats::default();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match try_post(port, "/batch", &body, TIMEOUT) {
+                            Err(e) if e.starts_with("connect") => {
+                                s.refused += 1;
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            Err(e) => s.fail(e),
+                            Ok(r) if r.status != 200 => {
+                                s.fail(format!("status {}: {}", r.status, r.text()))
+                            }
+                            Ok(r) => match serde_json::from_slice::<Value>(&r.body) {
+                                Ok(v)
+                                    if v["results"].as_object().is_some_and(|m| {
+                                        m.values().all(|j| j["success"] == true)
+                                    }) =>
+                                {
+                                    s.ok += 1
+                                }
+                                _ => s.fail(format!(
+                                    "failed job: {}",
+                                    r.text().chars().take(300).collect::<String>()
+                                )),
+                            },
+                        }
+                    }
+                    s
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    pub fn stop(self) -> LoadStats {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = LoadStats::default();
+        for t in self.threads {
+            let s = t.join().expect("load thread");
+            total.ok += s.ok;
+            total.failed += s.failed;
+            total.refused += s.refused;
+            total.samples.extend(s.samples);
+        }
+        total
+    }
+}
+
+impl LoadStats {
+    fn fail(&mut self, why: String) {
+        self.failed += 1;
+        if self.samples.len() < 5 {
+            self.samples.push(why);
+        }
+    }
+}

@@ -57,6 +57,11 @@ pub struct WorkerConfig {
     pub host: IpAddr,
     /// Port to bind; 0 picks a free one (reported in the ready line).
     pub port: u16,
+    /// A listening socket inherited from the supervisor, instead of binding.
+    /// The supervisor keeps its own copy open, so connections that arrive
+    /// while this process is dead or restarting wait in the kernel's accept
+    /// queue for the next worker instead of being refused.
+    pub listen_fd: Option<i32>,
     /// Render thread settings (bundle, snapshot, limits, warm-up).
     pub renderer: RendererConfig,
     /// HTTP limits.
@@ -72,6 +77,7 @@ impl WorkerConfig {
         WorkerConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port,
+            listen_fd: None,
             renderer: RendererConfig {
                 bundle,
                 snapshot: None,
@@ -94,14 +100,10 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
         return exit_code::FAILURE;
     }
     // Bind before the slow part so a taken port fails at once.
-    let addr = SocketAddr::new(config.host, config.port);
-    let listener = match std::net::TcpListener::bind(addr) {
+    let listener = match listen(&config) {
         Ok(l) => l,
         Err(e) => {
-            log::error(
-                "cannot listen",
-                json!({"addr": addr.to_string(), "error": e.to_string()}),
-            );
+            log::error("cannot listen", json!({"error": e}));
             return exit_code::FAILURE;
         }
     };
@@ -181,6 +183,25 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
             exit_code::OK
         }
     })
+}
+
+fn listen(config: &WorkerConfig) -> std::result::Result<std::net::TcpListener, String> {
+    match config.listen_fd {
+        Some(fd) => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: the fd was handed over by the supervisor for this
+            // process to own; it is checked to be a listening TCP socket.
+            let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            listener
+                .local_addr()
+                .map(|_| listener)
+                .map_err(|e| format!("--listen-fd {fd} is not a listening TCP socket: {e}"))
+        }
+        None => {
+            let addr = SocketAddr::new(config.host, config.port);
+            std::net::TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))
+        }
+    }
 }
 
 fn round3(x: f64) -> f64 {

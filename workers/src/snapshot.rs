@@ -44,6 +44,17 @@ pub fn create(bundle: &Bundle) -> Result<Vec<u8>> {
     })
     .map_err(|e| Error::new(ErrorKind::Snapshot, format!("starting V8: {e}")))?;
     evaluate_bundle(&mut runtime, bundle)?;
+    let problem = runtime
+        .execute_script("ssrd:check", "globalThis.__ssrdHost.checkContract()")
+        .map_err(|e| Error::bundle(format!("{}: {e}", bundle.name)))?;
+    let problem = {
+        deno_core::scope!(scope, &mut runtime);
+        let v = deno_core::v8::Local::new(scope, problem);
+        v.to_rust_string_lossy(scope)
+    };
+    if !problem.is_empty() {
+        return Err(Error::bundle(format!("{}: {problem}", bundle.name)));
+    }
     // deno_core needs `Deno.core` back when it starts from the snapshot.
     runtime
         .execute_script("ssrd:restore", "globalThis.__ssrdHost.restoreInternals()")

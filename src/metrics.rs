@@ -1,0 +1,257 @@
+//! Prometheus metrics of the tier, served by the supervisor at `/metrics`.
+//!
+//! Per-request figures come from the workers' event lines, worker states
+//! and restarts from the supervisor itself, and the haproxy queue length is
+//! read from haproxy's runtime API at scrape time. Render time and queue
+//! wait are separate histograms: a slow tier is either slow to render or
+//! short of workers, and the fix differs. docs/operations.md lists every
+//! metric and ships alert rules.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::haproxy_api::HaproxyApi;
+
+/// Components beyond this many distinct names are counted as "_other", so a
+/// caller sending random names cannot blow up the metric's cardinality.
+const MAX_COMPONENTS: usize = 200;
+
+/// Every metric the tier exports.
+pub struct Metrics {
+    /// Holds them all, for encoding.
+    registry: Registry,
+    /// Seconds per rendered job, by component.
+    pub render_duration: HistogramVec,
+    /// Seconds from nginx receiving a request to its render starting.
+    pub queue_wait: Histogram,
+    /// Jobs per request.
+    pub batch_size: Histogram,
+    /// Jobs by outcome: ok, not_found, bad_request, error, timeout.
+    pub jobs: IntCounterVec,
+    /// Requests rendered by workers.
+    pub requests: IntCounter,
+    /// Workers by state: starting, ready, draining, dead.
+    pub workers: IntGaugeVec,
+    /// Worker restarts by reason.
+    pub restarts: IntCounterVec,
+    /// JS heap in use, per worker slot.
+    pub heap: IntGaugeVec,
+    /// Resident memory, per worker slot.
+    pub rss: IntGaugeVec,
+    /// Requests waiting in haproxy's queue (read at scrape time).
+    pub queue_length: IntGauge,
+    /// Bundle reloads by result (ok, failed).
+    pub reloads: IntCounterVec,
+    /// Component names seen, to cap label cardinality.
+    components: Mutex<HashSet<String>>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        let ms_buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let render_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "ssrd_render_duration_seconds",
+                "Time to render one job, by component.",
+            )
+            .buckets(ms_buckets.clone()),
+            &["component"],
+        )
+        .expect("metric definition");
+        let queue_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "ssrd_queue_wait_seconds",
+                "Time from nginx receiving a request to a worker starting to render it.",
+            )
+            .buckets(ms_buckets),
+        )
+        .expect("metric definition");
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new("ssrd_batch_jobs", "Jobs per rendered request.")
+                .buckets(vec![1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 50.0]),
+        )
+        .expect("metric definition");
+        let jobs = IntCounterVec::new(
+            Opts::new("ssrd_jobs_total", "Rendered jobs by outcome."),
+            &["outcome"],
+        )
+        .expect("metric definition");
+        let requests = IntCounter::new("ssrd_requests_total", "Requests rendered by workers.")
+            .expect("metric definition");
+        let workers = IntGaugeVec::new(
+            Opts::new("ssrd_workers", "Render workers by state."),
+            &["state"],
+        )
+        .expect("metric definition");
+        let restarts = IntCounterVec::new(
+            Opts::new("ssrd_worker_restarts_total", "Worker restarts by reason."),
+            &["reason"],
+        )
+        .expect("metric definition");
+        let heap = IntGaugeVec::new(
+            Opts::new("ssrd_worker_heap_bytes", "JS heap in use, per worker."),
+            &["worker"],
+        )
+        .expect("metric definition");
+        let rss = IntGaugeVec::new(
+            Opts::new("ssrd_worker_rss_bytes", "Resident memory, per worker."),
+            &["worker"],
+        )
+        .expect("metric definition");
+        let queue_length = IntGauge::new(
+            "ssrd_haproxy_queue_length",
+            "Requests waiting in haproxy's queue for a free worker.",
+        )
+        .expect("metric definition");
+        let reloads = IntCounterVec::new(
+            Opts::new("ssrd_reloads_total", "Bundle reloads by result."),
+            &["result"],
+        )
+        .expect("metric definition");
+        for c in [
+            Box::new(render_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_wait.clone()),
+            Box::new(batch_size.clone()),
+            Box::new(jobs.clone()),
+            Box::new(requests.clone()),
+            Box::new(workers.clone()),
+            Box::new(restarts.clone()),
+            Box::new(heap.clone()),
+            Box::new(rss.clone()),
+            Box::new(queue_length.clone()),
+            Box::new(reloads.clone()),
+        ] {
+            registry.register(c).expect("unique metric names");
+        }
+        // Make the labelled series exist from the start, so alerts and
+        // dashboards see zeros rather than nothing.
+        for outcome in ["ok", "not_found", "bad_request", "error", "timeout"] {
+            jobs.with_label_values(&[outcome]);
+        }
+        for state in ["starting", "ready", "draining", "dead"] {
+            workers.with_label_values(&[state]);
+        }
+        for result in ["ok", "failed"] {
+            reloads.with_label_values(&[result]);
+        }
+        Arc::new(Metrics {
+            registry,
+            render_duration,
+            queue_wait,
+            batch_size,
+            jobs,
+            requests,
+            workers,
+            restarts,
+            heap,
+            rss,
+            queue_length,
+            reloads,
+            components: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Records one job. Only components the bundle rendered (or failed in)
+    /// become labels; unknown names share one.
+    pub fn job(&self, component: Option<&str>, outcome: &str, seconds: f64) {
+        self.jobs.with_label_values(&[outcome]).inc();
+        let label = match (component, outcome) {
+            (Some(name), "ok" | "error" | "timeout") => self.component_label(name),
+            _ => "_unknown".to_string(),
+        };
+        self.render_duration
+            .with_label_values(&[&label])
+            .observe(seconds);
+    }
+
+    fn component_label(&self, name: &str) -> String {
+        let mut seen = self.components.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(name) {
+            return name.to_string();
+        }
+        if seen.len() >= MAX_COMPONENTS {
+            return "_other".to_string();
+        }
+        seen.insert(name.to_string());
+        name.to_string()
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Serves `/metrics` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    haproxy: HaproxyApi,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let metrics = Arc::clone(&metrics);
+                let haproxy = haproxy.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let metrics = Arc::clone(&metrics);
+                        let haproxy = haproxy.clone();
+                        async move { Ok::<_, Infallible>(answer(req, &metrics, &haproxy).await) }
+                    });
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+                });
+            }
+            _ = &mut shutdown => return,
+        }
+    }
+}
+
+async fn answer<B>(
+    req: Request<B>,
+    metrics: &Metrics,
+    haproxy: &HaproxyApi,
+) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/metrics" {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"not found; try /metrics\n")));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    }
+    if let Ok(rows) = haproxy.stats().await {
+        if let Some(backend) = rows.iter().find(|r| r.name == "BACKEND") {
+            metrics.queue_length.set(backend.qcur as i64);
+        }
+    }
+    let mut r = Response::new(Full::new(Bytes::from(metrics.encode())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}

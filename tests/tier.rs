@@ -1,0 +1,618 @@
+//! End-to-end tests of `ssrd up`: the real nginx, haproxy and workers on
+//! free loopback ports, driven with real HTTP, signals and kill -9.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{bench_fixture, bundle, Load, Tier};
+use serde_json::json;
+
+fn small_batch() -> Vec<u8> {
+    bench_fixture("batch-small.json")
+}
+
+fn kill(pid: i64, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[test]
+fn tier_serves_ping_batch_render_health_and_metrics() {
+    let tier = Tier::start(2, &bundle("server.js"), &[]);
+    assert_eq!(tier.ready["ready"], true);
+
+    // /ping is nginx's own answer: haproxy never sees it.
+    let sessions = |t: &Tier| -> u64 {
+        t.haproxy_servers()
+            .iter()
+            .map(|r| r["stot"].parse::<u64>().unwrap_or(0))
+            .sum()
+    };
+    let before = sessions(&tier);
+    let ping = common::get(tier.port, "/ping");
+    assert_eq!((ping.status, ping.text().as_str()), (200, "PONG"));
+    assert_eq!(ping.header("server"), Some("nginx"));
+    assert_eq!(sessions(&tier), before, "no worker saw /ping");
+
+    let r = common::post(tier.port, "/batch", &small_batch());
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    for token in ["0", "1", "2", "3"] {
+        assert_eq!(v["results"][token]["statusCode"], 200, "{token}");
+    }
+    assert!(
+        r.header("x-request-id").is_some_and(|id| id.len() >= 16),
+        "nginx stamps a request id"
+    );
+
+    let html = common::post(tier.port, "/render/HelloWorld", br#"{"name":"tier"}"#);
+    assert_eq!(html.status, 200);
+    assert!(html.text().contains("tier"));
+
+    let health = common::get(tier.port, "/health");
+    assert_eq!(health.status, 200, "{}", health.text());
+
+    // Concurrent load: haproxy never gives a worker more than one request.
+    let load = Load::start(tier.port, small_batch(), 6);
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = load.stop();
+    assert_eq!(stats.failed, 0, "{:?}", stats.samples);
+    assert!(stats.ok > 20, "{stats:?}");
+    for row in tier.haproxy_servers() {
+        assert_eq!(
+            row["smax"], "1",
+            "{}: at most one request at a time",
+            row["svname"]
+        );
+        assert!(
+            row["stot"].parse::<u64>().unwrap() > 0,
+            "{} served",
+            row["svname"]
+        );
+    }
+
+    let metrics = tier.metrics();
+    for name in [
+        "ssrd_render_duration_seconds_bucket{component=\"SearchBar\"",
+        "ssrd_queue_wait_seconds_count",
+        "ssrd_batch_jobs_count",
+        "ssrd_jobs_total{outcome=\"ok\"}",
+        "ssrd_workers{state=\"ready\"} 2",
+        "ssrd_worker_heap_bytes{worker=\"w1\"}",
+        "ssrd_haproxy_queue_length",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    let ok_jobs: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("ssrd_jobs_total{outcome=\"ok\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        ok_jobs >= (stats.ok * 4) as f64,
+        "every job counted: {ok_jobs}"
+    );
+    promtool_accepts(&metrics);
+}
+
+/// `promtool check metrics` must accept the exposition. CI installs
+/// promtool and sets SSRD_REQUIRE_PROMTOOL=1 so this check cannot be skipped.
+fn promtool_accepts(metrics: &str) {
+    use std::io::Write;
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(_) if std::env::var_os("SSRD_REQUIRE_PROMTOOL").is_none() => {
+            eprintln!("promtool not installed: metric lint skipped");
+            return;
+        }
+        Err(e) => panic!("promtool required but not runnable: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kill_dash_9_of_a_worker_fails_no_request() {
+    let mut tier = Tier::start(2, &bundle("server.js"), &[]);
+    let load = Load::start(tier.port, small_batch(), 4);
+    std::thread::sleep(Duration::from_millis(800));
+    let pids = tier.worker_pids();
+    let victim = pids["w1"];
+    let killed = Instant::now();
+    kill(victim, "9");
+    let mut maint_after = None;
+    while killed.elapsed() < Duration::from_secs(5) {
+        if tier.server_status("w1").starts_with("MAINT") {
+            maint_after = Some(killed.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let maint_after = maint_after.expect("w1 set MAINT after kill -9");
+    let died = tier.wait_log(
+        "worker died; set MAINT, restarting after backoff",
+        0,
+        Duration::from_secs(5),
+    );
+    assert_eq!(died["reason"], "crash");
+    // Back in rotation after the restart.
+    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Without health checks haproxy reports a server in rotation as "no check".
+    while tier.server_status("w1") != "no check" {
+        assert!(
+            Instant::now() < deadline,
+            "w1 back UP: {}",
+            tier.server_status("w1")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = load.stop();
+    eprintln!(
+        "kill -9 -> MAINT seen by haproxy after {maint_after:?} (supervisor: {} ms); load: {stats:?}",
+        died["maint_ms"]
+    );
+    assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.samples);
+    assert_eq!(stats.refused, 0);
+    assert!(stats.ok > 50);
+    assert!(
+        maint_after < Duration::from_secs(1),
+        "MAINT took {maint_after:?}"
+    );
+    assert_ne!(tier.worker_pids()["w1"], victim, "a new process serves w1");
+    assert!(tier
+        .metrics()
+        .contains("ssrd_worker_restarts_total{reason=\"crash\"} 1"));
+}
+
+#[test]
+fn reload_replaces_every_worker_without_failures() {
+    let mut tier = Tier::start(3, &bundle("server.js"), &[]);
+    let before = tier.worker_pids();
+    let load = Load::start(tier.port, small_batch(), 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    // `ssrd reload` finds the supervisor through the pid file in the run dir.
+    let out = std::process::Command::new(common::bin())
+        .arg("reload")
+        .arg("--run-dir")
+        .arg(&tier.run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tier.wait_log(
+        "reload complete: every worker runs the new bundle",
+        0,
+        Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = load.stop();
+    eprintln!("reload of 3 workers took {took:?}; load: {stats:?}");
+    let after = tier.worker_pids();
+    for (w, pid) in &before {
+        assert_ne!(after[w], *pid, "{w} replaced");
+    }
+    assert_eq!(tier.log_events("replacing worker").len(), 3);
+    assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.samples);
+    assert!(stats.ok > 50);
+    let m = tier.metrics();
+    assert!(m.contains("ssrd_reloads_total{result=\"ok\"} 1"), "{m}");
+    assert!(
+        m.contains("ssrd_worker_restarts_total{reason=\"reload\"} 3"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_broken_bundle_is_refused_on_reload_and_the_old_one_keeps_serving() {
+    let dir = std::env::temp_dir().join(format!("ssrd-reload-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bundle.js");
+    std::fs::copy(bundle("server.js"), &path).unwrap();
+    let mut tier = Tier::start(2, &path, &[]);
+    let before = tier.worker_pids();
+    std::fs::write(&path, "this is not javascript {").unwrap();
+    tier.signal("HUP");
+    tier.wait_log(
+        "reload: the bundle failed its check (see the error above); workers keep the old bundle",
+        0,
+        Duration::from_secs(60),
+    );
+    let r = common::post(tier.port, "/batch", &small_batch());
+    assert_eq!(r.status, 200);
+    assert_eq!(tier.worker_pids(), before, "nobody was replaced");
+    assert!(tier
+        .metrics()
+        .contains("ssrd_reloads_total{result=\"failed\"} 1"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sigterm_answers_every_accepted_request_and_exits_0() {
+    let mut tier = Tier::start(2, &bundle("server.js"), &[]);
+    let load = Load::start(tier.port, bench_fixture("batch-large.json"), 4);
+    std::thread::sleep(Duration::from_millis(1500));
+    tier.signal("TERM");
+    let code = tier.wait_exit(Duration::from_secs(45));
+    let stats = load.stop();
+    eprintln!("SIGTERM under load: {stats:?}");
+    assert_eq!(code, Some(0), "clean exit");
+    assert_eq!(
+        stats.failed, 0,
+        "accepted but not answered: {:?}",
+        stats.samples
+    );
+    assert!(stats.ok > 5, "{stats:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", tier.port)).is_err(),
+        "nginx is gone"
+    );
+    for port in &tier.worker_ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", *port)).is_err(),
+            "worker on {port} is gone"
+        );
+    }
+}
+
+#[test]
+fn heap_exhaustion_and_runaways_cost_no_healthy_request() {
+    let mut tier = Tier::start(
+        2,
+        &bundle("faults.js"),
+        // Heap-share recycling off (100 %): this test wants the hard limit.
+        &[
+            "--heap-limit-mb",
+            "64",
+            "--recycle-heap-percent",
+            "100",
+            "--render-timeout-ms",
+            "300",
+        ],
+    );
+    let load = Load::start(tier.port, small_batch(), 3);
+    // A runaway render answers RenderTimeout, through the whole tier.
+    let r = common::post(
+        tier.port,
+        "/batch",
+        json!({"0": {"name": "Runaway"}}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["results"]["0"]["error"]["name"], "RenderTimeout");
+    // Leak until a worker exhausts its heap: it answers, exits 75, and is
+    // replaced at once.
+    let leak = json!({"0": {"name": "Leak", "data": {"mb": 24}}}).to_string();
+    let mut exhausted = false;
+    for _ in 0..30 {
+        let r = common::post(tier.port, "/batch", leak.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        if r.json()["results"]["0"]["error"]["name"] == "HeapLimitExceeded" {
+            exhausted = true;
+            break;
+        }
+    }
+    assert!(exhausted, "a leaking render was answered HeapLimitExceeded");
+    let replaced = tier.wait_log(
+        "worker exited on its heap limit; replacement starting",
+        0,
+        Duration::from_secs(20),
+    );
+    assert_eq!(replaced["reason"], "heap_limit");
+    assert_eq!(replaced["status"], "exit code 75");
+    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = load.stop();
+    eprintln!("heap exhaustion under load: {stats:?}");
+    assert_eq!(
+        stats.failed, 0,
+        "healthy requests failed: {:?}",
+        stats.samples
+    );
+    let m = tier.metrics();
+    assert!(
+        m.contains("ssrd_worker_restarts_total{reason=\"heap_limit\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("ssrd_jobs_total{outcome=\"timeout\"} 1"), "{m}");
+}
+
+#[test]
+fn workers_are_recycled_by_request_count_without_failures() {
+    let mut tier = Tier::start(2, &bundle("server.js"), &["--recycle-requests", "60"]);
+    let load = Load::start(tier.port, small_batch(), 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tier
+        .log_events("replacing worker")
+        .iter()
+        .filter(|e| e["reason"] == "requests")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 request-count recycles"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = load.stop();
+    eprintln!("request-count recycling under load: {stats:?}");
+    assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.samples);
+    // Each recycle was due at its own jittered quota: 60 ±20 %.
+    let due: Vec<(u64, u64)> = tier
+        .log_events("worker due for replacement")
+        .iter()
+        .filter(|e| e["reason"] == "requests")
+        .map(|e| {
+            (
+                e["requests"].as_u64().unwrap(),
+                e["quota"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(due.len() >= 3, "{due:?}");
+    assert!(
+        due.iter().all(|(n, q)| n == q && (48..=72).contains(q)),
+        "{due:?}"
+    );
+}
+
+#[test]
+fn a_growing_heap_is_recycled_before_it_is_exhausted() {
+    // A slow leak (4 MB every 100 ms) against a 30 % soft limit of 128 MB:
+    // the recycle is due at ~38 MB, with seconds to spare before the hard limit.
+    let mut tier = Tier::start(
+        2,
+        &bundle("faults.js"),
+        &["--heap-limit-mb", "128", "--recycle-heap-percent", "30"],
+    );
+    let leak = json!({"0": {"name": "Leak", "data": {"mb": 4}}}).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tier
+        .log_events("replacing worker")
+        .iter()
+        .any(|e| e["reason"] == "heap")
+    {
+        assert!(Instant::now() < deadline, "no heap recycle");
+        let r = common::post(tier.port, "/batch", leak.as_bytes());
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.json()["results"]["0"]["statusCode"],
+            200,
+            "recycled before the hard limit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    let r = common::post(tier.port, "/batch", &small_batch());
+    assert_eq!(r.status, 200);
+    assert!(tier
+        .metrics()
+        .contains("ssrd_worker_restarts_total{reason=\"heap\"} 1"));
+}
+
+#[test]
+fn a_hung_worker_is_killed_and_replaced() {
+    let mut tier = Tier::start(
+        2,
+        &bundle("server.js"),
+        &[
+            "--render-timeout-ms",
+            "200",
+            "--heartbeat-timeout-ms",
+            "1000",
+        ],
+    );
+    let victim = tier.worker_pids()["w2"];
+    kill(victim, "STOP");
+    let killed = tier.wait_log(
+        "worker stopped sending heartbeats; killing it",
+        0,
+        Duration::from_secs(10),
+    );
+    assert_eq!(killed["worker_pid"], victim);
+    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    assert_ne!(tier.worker_pids()["w2"], victim);
+    assert!(tier
+        .metrics()
+        .contains("ssrd_worker_restarts_total{reason=\"hung\"} 1"));
+    let r = common::post(tier.port, "/batch", &small_batch());
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn missing_binaries_busy_ports_and_bad_bundles_fail_at_once_with_a_message() {
+    let run = |args: &[&str]| {
+        let started = Instant::now();
+        let out = std::process::Command::new(common::bin())
+            .arg("up")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = common::free_block(8);
+    let ports = |b: u16| {
+        vec![
+            "--port".to_string(),
+            b.to_string(),
+            "--haproxy-port".into(),
+            (b + 1).to_string(),
+            "--stats-port".into(),
+            (b + 2).to_string(),
+            "--metrics-port".into(),
+            (b + 3).to_string(),
+            "--worker-base-port".into(),
+            (b + 4).to_string(),
+            "--workers".into(),
+            "2".into(),
+            "--bundle".into(),
+            bundle("server.js").display().to_string(),
+            "--run-dir".into(),
+            std::env::temp_dir()
+                .join(format!("ssrd-pre-{b}"))
+                .display()
+                .to_string(),
+        ]
+    };
+    let mut args = ports(base);
+    args.extend(["--nginx".into(), "/nonexistent/nginx".into()]);
+    let (code, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("apt-get install -y nginx"), "{err}");
+
+    let mut args = ports(base);
+    args.extend(["--haproxy".into(), "/nonexistent/haproxy".into()]);
+    let (code, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("apt-get install -y haproxy"), "{err}");
+
+    let taken = std::net::TcpListener::bind(("127.0.0.1", base + 5)).unwrap();
+    let args = ports(base);
+    let (code, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("port {} for worker 2", base + 5)),
+        "{err}"
+    );
+    drop(taken);
+
+    let mut args = ports(base);
+    let pos = args.iter().position(|a| a == "--bundle").unwrap();
+    args[pos + 1] = common::fixture("no-contract.js").display().to_string();
+    let (code, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, Some(3));
+    assert!(err.contains("did not set globalThis.ssrd"), "{err}");
+
+    let (code, err) = run(&["--workers", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("workers must be"), "{err}");
+}
+
+#[test]
+fn generated_configs_pass_nginx_t_and_haproxy_c_for_both_balance_modes() {
+    for balance in ["first", "static-rr"] {
+        let dir =
+            std::env::temp_dir().join(format!("ssrd-config-{}-{balance}", std::process::id()));
+        let out = std::process::Command::new(common::bin())
+            .args([
+                "config",
+                "--check",
+                "--workers",
+                "3",
+                "--balance",
+                balance,
+                "--run-dir",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{balance}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(&format!("balance {balance}")));
+        assert!(stdout.contains("server w3 127.0.0.1:9004 maxconn 1 disabled"));
+        assert!(stdout.contains("option redispatch") && stdout.contains("retries 3"));
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with("option abortonclose")),
+            "abortonclose would break the one-request guarantee"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    // A config file, overridden by a flag.
+    let dir = std::env::temp_dir().join(format!("ssrd-config-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ssrd.toml");
+    std::fs::write(&file, "workers = 2\nport = 9500\nbalance = \"static-rr\"\n").unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["config", "--port", "9600", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("listen 127.0.0.1:9600"),
+        "flag wins over file"
+    );
+    assert!(
+        stdout.contains("balance static-rr"),
+        "file wins over default"
+    );
+    assert!(stdout.contains("server w2 ") && !stdout.contains("server w3 "));
+    std::fs::write(&file, "wrokers = 2\n").unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrokers"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn shipped_alert_rules_pass_promtool() {
+    let rules = common::root().join("docs/alerts.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    for needed in [
+        "severity: warning",
+        "severity: critical",
+        "SsrdWorkersBelowMinimum",
+        "SsrdNoWorkerReady",
+    ] {
+        assert!(text.contains(needed), "{needed}");
+    }
+    match std::process::Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(e) if std::env::var_os("SSRD_REQUIRE_PROMTOOL").is_some() => {
+            panic!("promtool required: {e}")
+        }
+        Err(_) => eprintln!("promtool not installed: rule check skipped"),
+    }
+}
