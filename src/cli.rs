@@ -53,7 +53,11 @@ pub struct EngineArgs {
     /// HeapLimitExceeded and the worker exits with code 75 to be replaced.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=16_384))]
     pub heap_limit_mb: u64,
-    /// Extra V8 flags, space-separated (e.g. "--max-semi-space-size=32").
+    /// V8's young-generation semi-space, MiB. SSR makes lots of short-lived
+    /// garbage; a larger semi-space means fewer scavenges.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub semi_space_mb: u64,
+    /// Extra V8 flags, space-separated (e.g. "--max-lazy").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub v8_flags: String,
 }
@@ -97,7 +101,13 @@ pub struct WorkerArgs {
 #[derive(Args, Debug)]
 pub struct RenderArgs {
     /// The registered component name.
-    pub name: String,
+    #[arg(required_unless_present = "batch")]
+    pub name: Option<String>,
+    /// Render every job of this Hypernova batch body instead (with
+    /// --repeat: the in-isolate ceiling for that batch). Prints the batch
+    /// response.
+    #[arg(long, conflicts_with_all = ["name", "props"])]
+    pub batch: Option<PathBuf>,
     /// A file holding the props as JSON, or "-" for stdin; none means {}.
     pub props: Option<PathBuf>,
     #[command(flatten)]
@@ -162,6 +172,9 @@ pub struct UpArgs {
     /// Each worker's JS heap limit, MiB [default: 256]
     #[arg(long)]
     pub heap_limit_mb: Option<u64>,
+    /// Each worker's V8 young-generation semi-space, MiB [default: 16]
+    #[arg(long)]
+    pub semi_space_mb: Option<u64>,
     /// Largest request body, MiB (buffered whole, in memory, by nginx) [default: 5]
     #[arg(long)]
     pub max_body_mb: Option<u64>,
@@ -269,6 +282,10 @@ impl EngineArgs {
     pub fn heap_limit_bytes(&self) -> usize {
         (self.heap_limit_mb as usize) << 20
     }
+
+    pub fn semi_space_bytes(&self) -> usize {
+        (self.semi_space_mb as usize) << 20
+    }
 }
 
 impl WorkerArgs {
@@ -279,6 +296,7 @@ impl WorkerArgs {
         c.listen_fd = self.listen_fd;
         c.renderer.render_timeout = self.engine.render_timeout();
         c.renderer.heap_limit_bytes = self.engine.heap_limit_bytes();
+        c.renderer.semi_space_bytes = self.engine.semi_space_bytes();
         c.v8_flags = self.engine.v8_flags.clone();
         c.events = self.events;
         c.renderer.snapshot = self.snapshot;

@@ -57,6 +57,8 @@ pub struct Config {
     pub render_timeout_ms: u64,
     /// Each worker's JS heap limit.
     pub heap_limit_mb: u64,
+    /// Each worker's V8 young-generation semi-space (MiB).
+    pub semi_space_mb: u64,
     /// Largest request body nginx accepts (MiB).
     pub max_body_mb: u64,
     /// How long a request may wait in haproxy's queue for a free worker.
@@ -104,6 +106,7 @@ impl Default for Config {
             run_dir: std::env::temp_dir().join("ssrd"),
             render_timeout_ms: 1000,
             heap_limit_mb: 256,
+            semi_space_mb: 16,
             max_body_mb: 5,
             queue_timeout_ms: 10_000,
             client_timeout_ms: 10_000,
@@ -169,6 +172,9 @@ impl Config {
             return Err(
                 "render-timeout-ms must be > 0, heap-limit-mb >= 16, max-body-mb > 0".into(),
             );
+        }
+        if !(1..=256).contains(&self.semi_space_mb) {
+            return Err("semi-space-mb must be 1..=256".into());
         }
         if !(10..=100).contains(&self.recycle_heap_percent) {
             return Err("recycle-heap-percent must be 10..=100".into());

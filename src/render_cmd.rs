@@ -2,21 +2,25 @@
 //!
 //! Failures print the job's error as JSON to stderr and exit 1. With
 //! `--repeat N` it is also the in-isolate throughput benchmark: N renders in
-//! a loop, no HTTP, figures as one JSON line on stderr.
+//! a loop, no HTTP, figures as one JSON line on stderr — the ceiling a whole
+//! tier on the machine is measured against. `--batch FILE` does the same
+//! for every job of a Hypernova batch body (printing the batch response).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use ssrd_worker::protocol;
+use ssrd_worker::protocol::{self, JobResult};
 use ssrd_worker::{Bundle, Engine, EngineOptions};
 
 use crate::cli::RenderArgs;
 
 pub fn run(args: RenderArgs) -> i32 {
     match render(&args) {
-        Ok(html) => {
-            println!("{html}");
+        Ok(out) => {
+            // A closed stdout (e.g. piped into `head`) is not an error worth a panic.
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{out}");
             0
         }
         Err(json) => {
@@ -26,40 +30,89 @@ pub fn run(args: RenderArgs) -> i32 {
     }
 }
 
+/// What one iteration renders: a component with props, or a whole batch.
+enum Work {
+    One { name: String, props: String },
+    Batch(Vec<(String, Option<String>, String)>),
+}
+
 fn render(args: &RenderArgs) -> Result<String, String> {
-    let props = read_props(args.props.as_deref()).map_err(|e| e.to_json())?;
-    let props = protocol::parse_props(&props).map_err(|e| e.to_json())?;
+    let work = match (&args.batch, &args.name) {
+        (Some(path), _) => {
+            let body =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let jobs = protocol::parse_batch(&body).map_err(|e| e.to_json())?;
+            Work::Batch(
+                jobs.into_iter()
+                    .map(|j| match j.spec {
+                        Ok(s) => Ok((j.token, Some(s.name), s.props.get().to_string())),
+                        Err(e) => Err(format!("job {:?}: {}", j.token, e.message_text())),
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (None, Some(name)) => {
+            let props = read_props(args.props.as_deref()).map_err(|e| e.to_json())?;
+            let props = protocol::parse_props(&props).map_err(|e| e.to_json())?;
+            Work::One {
+                name: name.clone(),
+                props: props.get().to_string(),
+            }
+        }
+        (None, None) => return Err("give a component NAME or --batch FILE".into()),
+    };
     ssrd_worker::js_runtime::set_v8_flags(&args.engine.v8_flags).map_err(|e| e.to_json())?;
     let bundle = Bundle::load(&args.engine.bundle).map_err(|e| e.to_json())?;
     let mut engine = Engine::new(
         &bundle,
         EngineOptions {
             heap_limit_bytes: args.engine.heap_limit_bytes(),
+            semi_space_bytes: args.engine.semi_space_bytes(),
             snapshot: None,
         },
     )
     .map_err(|e| e.to_json())?;
-    let render = |engine: &mut Engine| {
-        engine
-            .render(&args.name, props.get(), None, args.engine.render_timeout())
-            .map(|r| r.html)
-            .map_err(|e| serde_json::json!({"statusCode": e.status, "error": e}).to_string())
+    let timeout = args.engine.render_timeout();
+    let once = |engine: &mut Engine| -> Result<String, String> {
+        match &work {
+            Work::One { name, props } => engine
+                .render(name, props, None, timeout)
+                .map(|r| r.html)
+                .map_err(|e| serde_json::json!({"statusCode": e.status, "error": e}).to_string()),
+            Work::Batch(jobs) => {
+                let results: Vec<JobResult> = jobs
+                    .iter()
+                    .map(|(token, name, props)| {
+                        let started = Instant::now();
+                        let outcome =
+                            engine.render(name.as_deref().unwrap_or(""), props, None, timeout);
+                        JobResult {
+                            token: token.clone(),
+                            name: name.clone(),
+                            outcome,
+                            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        }
+                    })
+                    .collect();
+                Ok(protocol::batch_response(&results))
+            }
+        }
     };
     if args.repeat == 1 {
-        return render(&mut engine);
+        return once(&mut engine);
     }
     // Same warm-up a worker does before it reports ready.
     for (name, props) in engine.warmup_jobs().map_err(|e| e.to_json())? {
         for _ in 0..3 {
-            let _ = engine.render(&name, &props, None, args.engine.render_timeout());
+            let _ = engine.render(&name, &props, None, timeout);
         }
     }
-    let mut html = String::new();
+    let mut out = String::new();
     let mut samples = Vec::with_capacity(args.repeat as usize);
     let started = Instant::now();
     for _ in 0..args.repeat {
         let t = Instant::now();
-        html = render(&mut engine)?;
+        out = once(&mut engine)?;
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let total = started.elapsed().as_secs_f64();
@@ -69,16 +122,17 @@ fn render(args: &RenderArgs) -> Result<String, String> {
         "{}",
         serde_json::json!({
             "component": args.name,
+            "batch": args.batch,
             "renders": args.repeat,
             "seconds": total,
             "renders_per_s": args.repeat as f64 / total,
             "mean_ms": total * 1000.0 / args.repeat as f64,
             "p50_ms": pct(0.5),
             "p99_ms": pct(0.99),
-            "html_bytes": html.len(),
+            "output_bytes": out.len(),
         })
     );
-    Ok(html)
+    Ok(out)
 }
 
 fn read_props(path: Option<&Path>) -> ssrd_worker::Result<Vec<u8>> {

@@ -117,6 +117,8 @@ pub fn worker_args(config: &Config) -> Vec<OsString> {
         config.render_timeout_ms.to_string().into(),
         "--heap-limit-mb".into(),
         config.heap_limit_mb.to_string().into(),
+        "--semi-space-mb".into(),
+        config.semi_space_mb.to_string().into(),
         "--max-body-bytes".into(),
         (config.max_body_mb << 20).to_string().into(),
     ];

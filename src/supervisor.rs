@@ -48,6 +48,15 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 /// while its replacement starts (connections wait in the accept queue).
 const RESPAWN_GRACE: Duration = Duration::from_secs(3);
 
+/// Prints a line on stdout, ignoring a closed stdout (`ssrd up | head -1`
+/// must not take the tier down).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// What the event loop reacts to.
 #[derive(Debug)]
 pub enum Event {
@@ -676,30 +685,31 @@ impl Supervisor {
             "workers": ports,
             "run_dir": c.run_dir,
         });
-        println!("{line}");
-        println!(
+        say!("{line}");
+        say!(
             "ssrd is up with {} workers (bundle {})",
             c.workers,
             c.bundle.display()
         );
-        println!("  render   POST {base}/batch  ·  POST {base}/render/{{name}}   (nginx)");
-        println!("  ping     {base}/ping   health {base}/health");
-        println!(
+        say!("  render   POST {base}/batch  ·  POST {base}/render/{{name}}   (nginx)");
+        say!("  ping     {base}/ping   health {base}/health");
+        say!(
             "  haproxy  127.0.0.1:{}   stats http://127.0.0.1:{}/",
-            c.haproxy_port, c.stats_port
+            c.haproxy_port,
+            c.stats_port
         );
-        println!(
+        say!(
             "  workers  127.0.0.1:{}..{}",
             ports[0],
             ports[ports.len() - 1]
         );
-        println!("  metrics  http://127.0.0.1:{}/metrics", c.metrics_port);
-        println!(
+        say!("  metrics  http://127.0.0.1:{}/metrics", c.metrics_port);
+        say!(
             "  reload   kill -HUP {}  (or: ssrd reload --run-dir {})",
             std::process::id(),
             c.run_dir.display()
         );
-        println!("  stop     Ctrl-C or kill -TERM {}", std::process::id());
+        say!("  stop     Ctrl-C or kill -TERM {}", std::process::id());
         log::info("tier ready", line);
     }
 

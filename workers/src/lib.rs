@@ -82,6 +82,7 @@ impl WorkerConfig {
                 bundle,
                 snapshot: None,
                 heap_limit_bytes: 256 << 20,
+                semi_space_bytes: 16 << 20,
                 render_timeout: Duration::from_millis(1000),
                 warmup_rounds: 3,
             },
@@ -161,7 +162,9 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
         if events.enabled() {
             events.emit(ready.clone());
         } else {
-            println!("{ready}");
+            use std::io::Write;
+            // A closed stdout must not take the worker down.
+            let _ = writeln!(std::io::stdout().lock(), "{ready}");
         }
         log::info("worker ready", ready);
         let (retire_tx, retire_rx) = tokio::sync::oneshot::channel();

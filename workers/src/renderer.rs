@@ -30,6 +30,8 @@ pub struct RendererConfig {
     pub snapshot: Option<PathBuf>,
     /// V8 heap limit for the isolate, bytes.
     pub heap_limit_bytes: usize,
+    /// V8 young-generation semi-space, bytes.
+    pub semi_space_bytes: usize,
     /// Per-job deadline enforced by the watchdog.
     pub render_timeout: Duration,
     /// How many times each of the bundle's warm-up jobs is rendered.
@@ -244,6 +246,7 @@ fn boot(config: &RendererConfig) -> Result<(Engine, Boot)> {
         &bundle,
         EngineOptions {
             heap_limit_bytes: config.heap_limit_bytes,
+            semi_space_bytes: config.semi_space_bytes,
             snapshot,
         },
     )?;
