@@ -1,5 +1,6 @@
 // Builds dist/server.js, dist/faults.js (server side, one classic script each,
-// evaluated once per ssrd worker) and dist/client.js (browser).
+// evaluated once per ssrd worker), dist/client.js (browser) and dist/node.cjs
+// (the same components for the reference Hypernova server in bench/).
 import { build } from "esbuild";
 
 const common = {
@@ -21,5 +22,6 @@ await Promise.all([
   build({ ...server, entryPoints: ["src/server-entry.js"], outfile: "dist/server.js" }),
   build({ ...server, entryPoints: ["src/faults-entry.js"], outfile: "dist/faults.js" }),
   build({ ...common, format: "iife", platform: "browser", target: "es2020", entryPoints: ["src/client-entry.js"], outfile: "dist/client.js" }),
+  build({ ...common, format: "cjs", platform: "node", target: "node18", entryPoints: ["src/node-entry.js"], outfile: "dist/node.cjs" }),
 ]);
-console.log("built dist/server.js dist/faults.js dist/client.js");
+console.log("built dist/server.js dist/faults.js dist/client.js dist/node.cjs");

@@ -261,6 +261,7 @@ fn sigterm_answers_every_accepted_request_and_exits_0() {
     let mut tier = Tier::start(2, &bundle("server.js"), &[]);
     let load = Load::start(tier.port, bench_fixture("batch-large.json"), 4);
     std::thread::sleep(Duration::from_millis(1500));
+    load.shutting_down();
     tier.signal("TERM");
     let code = tier.wait_exit(Duration::from_secs(45));
     let stats = load.stop();

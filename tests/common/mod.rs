@@ -521,6 +521,10 @@ pub fn free_block(n: usize) -> u16 {
 /// Requests sent in a steady loop from a few threads, with the outcomes.
 pub struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the tier is shutting down: a connection reset before any
+    /// response is then one nginx never accepted (it closed its listener
+    /// with the connection still in the kernel's queue), i.e. refused.
+    shutting_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<LoadStats>>,
 }
 
@@ -540,16 +544,23 @@ pub struct LoadStats {
 impl Load {
     pub fn start(port: u16, body: Vec<u8>, threads: usize) -> Load {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shutting_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let body = std::sync::Arc::new(body);
         let threads = (0..threads)
             .map(|_| {
                 let stop = stop.clone();
+                let shutting_down = shutting_down.clone();
                 let body = body.clone();
                 std::thread::spawn(move || {
                     let mut s = LoadStats::default();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let closing = shutting_down.load(std::sync::atomic::Ordering::Relaxed);
                         match try_post(port, "/batch", &body, TIMEOUT) {
-                            Err(e) if e.starts_with("connect") => {
+                            Err(e)
+                                if e.starts_with("connect")
+                                    || (closing
+                                        && (e.contains("reset") || e.contains("Broken pipe"))) =>
+                            {
                                 s.refused += 1;
                                 std::thread::sleep(Duration::from_millis(5));
                             }
@@ -576,7 +587,17 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, threads }
+        Load {
+            stop,
+            shutting_down,
+            threads,
+        }
+    }
+
+    /// Marks the start of a shutdown (see `shutting_down`).
+    pub fn shutting_down(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn stop(self) -> LoadStats {

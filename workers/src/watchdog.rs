@@ -9,6 +9,12 @@
 //! Arming, disarming and firing happen under one mutex, so once `disarm`
 //! returns no termination can land on a later, innocent render; and `disarm`
 //! reports whether it fired so the caller knows to cancel the termination.
+//!
+//! Arming is on the render hot path (every job), so it wakes the thread
+//! only when it must: when the thread sleeps with no deadline, or until a
+//! later one than the new deadline. Otherwise the thread wakes at its old
+//! deadline, sees the newer one and sleeps again: at most one wake-up per
+//! render timeout instead of one per job.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -36,6 +42,11 @@ struct State {
     generation: u64,
     /// Set on drop: the thread exits.
     stop: bool,
+    /// What the thread is sleeping until: `None` while running or with no
+    /// deadline at all (`idle`), so `arm` knows whether to wake it.
+    sleeping_until: Option<Instant>,
+    /// The thread is asleep with no deadline.
+    idle: bool,
 }
 
 struct Shared {
@@ -85,10 +96,14 @@ impl Watchdog {
         let mut st = self.shared.lock();
         st.generation += 1;
         let generation = st.generation;
-        st.armed = Some((generation, Instant::now() + timeout));
+        let deadline = Instant::now() + timeout;
+        st.armed = Some((generation, deadline));
         st.fired = None;
+        let must_wake = st.idle || st.sleeping_until.is_some_and(|until| deadline < until);
         drop(st);
-        self.shared.wake.notify_one();
+        if must_wake {
+            self.shared.wake.notify_one();
+        }
         Armed(generation)
     }
 
@@ -111,7 +126,9 @@ fn run(shared: &Shared, target: &dyn Terminate) {
         }
         match st.armed {
             None => {
+                st.idle = true;
                 st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.idle = false;
             }
             Some((generation, deadline)) => {
                 let now = Instant::now();
@@ -120,11 +137,13 @@ fn run(shared: &Shared, target: &dyn Terminate) {
                     st.fired = Some(generation);
                     st.armed = None;
                 } else {
+                    st.sleeping_until = Some(deadline);
                     st = shared
                         .wake
                         .wait_timeout(st, deadline - now)
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
+                    st.sleeping_until = None;
                 }
             }
         }
@@ -173,6 +192,32 @@ mod tests {
         let armed = w.arm(Duration::from_millis(300));
         assert!(!w.disarm(armed));
         std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(n.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_shorter_deadline_after_a_longer_one_still_fires_on_time() {
+        let (w, n) = watchdog();
+        let long = w.arm(Duration::from_secs(30));
+        assert!(!w.disarm(long));
+        let short = w.arm(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            1,
+            "woken for the earlier deadline"
+        );
+        assert!(w.disarm(short));
+    }
+
+    #[test]
+    fn many_quick_renders_never_fire() {
+        let (w, n) = watchdog();
+        for _ in 0..10_000 {
+            let armed = w.arm(Duration::from_millis(50));
+            assert!(!w.disarm(armed));
+        }
+        std::thread::sleep(Duration::from_millis(100));
         assert_eq!(n.load(Ordering::SeqCst), 0);
     }
 

@@ -1,0 +1,791 @@
+#!/usr/bin/env python3
+"""ssrd's benchmark: Apache Bench load, the Hypernova peer, the in-isolate
+ceiling and chaos runs, written up as markdown + JSON + PNG plots.
+
+Run it through bench/run (which installs what is missing and builds first).
+Everything listens on 127.0.0.1 only; every process it starts is stopped
+before it returns, and every wait has a timeout.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+SSRD = ROOT / "target" / "release" / "ssrd"
+FIXTURES = BENCH / "fixtures"
+SERVER_BUNDLE = ROOT / "js-bundle" / "dist" / "server.js"
+FAULTS_BUNDLE = ROOT / "js-bundle" / "dist" / "faults.js"
+HYPERNOVA = BENCH / "hypernova" / "server.js"
+
+FIXTURE_FILES = {"small": "batch-small.json", "large": "batch-large.json"}
+CONCURRENCY = [5, 13, 20]
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- ports ----
+
+def free_block(n):
+    """A block of n consecutive free loopback ports."""
+    for _ in range(200):
+        base = random.randint(20000, 50000)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + i))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of ports")
+
+
+def wait_port_closed(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.05)
+
+
+# -------------------------------------------------------------- systems ----
+
+class Tier:
+    """`ssrd up` on a free block of ports, stopped on exit."""
+
+    def __init__(self, workers, bundle=SERVER_BUNDLE, balance="first", extra=(), keep_log_as=None):
+        self.workers = workers
+        self.base = free_block(workers + 4)
+        self.port = self.base
+        self.run_dir = Path(tempfile.mkdtemp(prefix="ssrd-bench-"))
+        self.cmd = [
+            str(SSRD), "up", "--workers", str(workers), "--bundle", str(bundle),
+            "--balance", balance, "--port", str(self.base),
+            "--haproxy-port", str(self.base + 1), "--stats-port", str(self.base + 2),
+            "--metrics-port", str(self.base + 3), "--worker-base-port", str(self.base + 4),
+            "--run-dir", str(self.run_dir), "--access-log", "false", *extra,
+        ]
+        self.proc = None
+        self.log_path = self.run_dir / "supervisor.log"
+        # A file name: keep the supervisor's log in bench/runs/ (gitignored).
+        self.keep_log_as = keep_log_as
+
+    def __enter__(self):
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
+        line = read_line(self.proc.stdout, 120)
+        if not line or '"ready":true' not in line:
+            self.stop()
+            raise RuntimeError(f"ssrd up did not start: {self.log_path.read_text()[-2000:]}")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        return self
+
+    def url(self, path="/batch"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def worker_pids(self):
+        """Pids of this tier's worker processes (children of the supervisor)."""
+        pids = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid == self.proc.pid and b"worker" in (d / "cmdline").read_bytes():
+                    pids.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
+
+    def log_lines(self):
+        try:
+            return self.log_path.read_text().splitlines()
+        except OSError:
+            return []
+
+    def count_log(self, msg):
+        return sum(1 for l in self.log_lines() if f'"msg":"{msg}"' in l)
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        wait_port_closed(self.port)
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.log_file.close()
+        if self.keep_log_as:
+            runs = BENCH / "runs"
+            runs.mkdir(exist_ok=True)
+            shutil.copy(self.log_path, runs / self.keep_log_as)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+class Hypernova:
+    """The reference Node server (bench/hypernova) with N cluster workers."""
+
+    def __init__(self, workers):
+        self.workers = workers
+        self.port = free_block(1)
+        self.proc = None
+
+    def __enter__(self):
+        env = dict(os.environ, PORT=str(self.port), WORKERS=str(self.workers), NODE_ENV="production")
+        self.proc = subprocess.Popen(
+            ["node", str(HYPERNOVA)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        body = (FIXTURES / FIXTURE_FILES["small"]).read_bytes()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status, _ = post(self.port, "/batch", body, timeout=5)
+            if status == 200:
+                return self
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("hypernova did not start")
+
+    def url(self, path="/batch"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        wait_port_closed(self.port)
+
+
+def read_line(pipe, timeout):
+    out = []
+    t = threading.Thread(target=lambda: out.append(pipe.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    return out[0] if out else None
+
+
+def post(port, path, body, timeout=30, headers=None):
+    """One POST on a fresh connection: (status, body) or (None, error)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        conn.request("POST", path, body=body, headers=h)
+        r = conn.getresponse()
+        return r.status, r.read()
+    except (OSError, http.client.HTTPException) as e:
+        return None, repr(e).encode()
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------ ab -----
+
+AB_PCT = re.compile(r"^\s+(\d+)%\s+(\d+)")
+
+
+def ab(url, body_file, concurrency, requests, timeout):
+    """One Apache Bench run, parsed."""
+    cmd = ["ab", "-l", "-r", "-s", "30", "-c", str(concurrency), "-n", str(requests),
+           "-T", "application/json", "-p", str(body_file), url]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
+    except subprocess.TimeoutExpired:
+        return {"error": f"ab timed out after {timeout}s", "concurrency": concurrency}
+    r = {"concurrency": concurrency, "requests": requests}
+    for key, pattern in [
+        ("rps", r"Requests per second:\s+([\d.]+)"),
+        ("mean_ms", r"Time per request:\s+([\d.]+) \[ms\] \(mean\)"),
+        ("complete", r"Complete requests:\s+(\d+)"),
+        ("failed", r"Failed requests:\s+(\d+)"),
+        ("non2xx", r"Non-2xx responses:\s+(\d+)"),
+    ]:
+        m = re.search(pattern, out)
+        r[key] = float(m.group(1)) if m else 0.0
+    pct = {int(m.group(1)): float(m.group(2)) for m in map(AB_PCT.match, out.splitlines()) if m}
+    r.update(p50=pct.get(50), p90=pct.get(90), p99=pct.get(99), max=pct.get(100))
+    if not pct:
+        r["error"] = out[-500:]
+    return r
+
+
+def load_runs(system_name, url, n_for, warm):
+    rows = []
+    for fixture, file in FIXTURE_FILES.items():
+        body = FIXTURES / file
+        ab(url, body, 4, warm, 120)  # warm JITs and connection paths
+        for c in CONCURRENCY:
+            n = n_for[fixture]
+            log(f"{system_name}: {fixture} c={c} n={n}")
+            r = ab(url, body, c, n, timeout=max(120, n))
+            r.update(system=system_name, fixture=fixture)
+            rows.append(r)
+    return rows
+
+
+# ------------------------------------------------------------- ceiling -----
+
+def ceiling(workers, repeat_for):
+    rows = []
+    for fixture, file in FIXTURE_FILES.items():
+        cmd = [str(SSRD), "render", "--batch", str(FIXTURES / file), "--bundle", str(SERVER_BUNDLE),
+               "--repeat", str(repeat_for[fixture])]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        stats = json.loads(p.stderr.strip().splitlines()[-1])
+        rows.append({
+            "fixture": fixture,
+            "per_isolate_rps": stats["renders_per_s"],
+            "mean_ms": stats["mean_ms"],
+            "p99_ms": stats["p99_ms"],
+            "workers": workers,
+            "ceiling_rps": stats["renders_per_s"] * workers,
+        })
+        log(f"ceiling {fixture}: {stats['renders_per_s']:.1f} batches/s per isolate")
+    return rows
+
+
+def component_ceiling(repeat):
+    """Raw renders/s of each component inside one isolate (no HTTP)."""
+    batch = json.loads((FIXTURES / "batch-small.json").read_text())
+    large = json.loads((FIXTURES / "batch-large.json").read_text())
+    jobs = {j["name"]: j["data"] for j in list(batch.values()) + list(large.values())}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, props in jobs.items():
+            path = Path(tmp) / f"{name}.json"
+            path.write_text(json.dumps(props))
+            n = max(50, repeat // 20) if name == "SearchResults" else repeat
+            p = subprocess.run([str(SSRD), "render", name, str(path), "--bundle", str(SERVER_BUNDLE),
+                                "--repeat", str(n)], capture_output=True, text=True, timeout=600)
+            stats = json.loads(p.stderr.strip().splitlines()[-1])
+            rows.append({"component": name, "renders_per_s": stats["renders_per_s"],
+                         "mean_ms": stats["mean_ms"], "html_bytes": stats["output_bytes"]})
+    return rows
+
+
+# --------------------------------------------------------------- chaos -----
+
+class LoadGen:
+    """Steady load from `concurrency` threads, one request per connection
+    (like ab). Healthy requests must all succeed; requests that are faulty on
+    purpose are counted on their own, with whether they got the expected
+    answer."""
+
+    def __init__(self, port, concurrency, body, faulty=None, faulty_share=0.0):
+        self.port, self.concurrency, self.body = port, concurrency, body
+        self.faulty, self.faulty_share = faulty, faulty_share
+        self.stop_flag = threading.Event()
+        # Set when the tier is being shut down: from then on a connection
+        # refused, or reset before any response, was never accepted by nginx
+        # (it closed its listener with the connection still in the kernel's
+        # queue) and is counted as refused, not as a failed request.
+        self.shutting_down = threading.Event()
+        self.lock = threading.Lock()
+        self.stats = {"healthy": 0, "healthy_failed": 0, "refused": 0, "faulty": 0, "faulty_unexpected": 0}
+        self.samples = []
+        self.threads = []
+
+    def _record(self, key, sample=None):
+        with self.lock:
+            self.stats[key] += 1
+            if sample and len(self.samples) < 5:
+                self.samples.append(sample)
+
+    def _loop(self, seed):
+        rng = random.Random(seed)
+        while not self.stop_flag.is_set():
+            faulty = self.faulty is not None and rng.random() < self.faulty_share
+            body = self.faulty["body"] if faulty else self.body
+            status, data = post(self.port, "/batch", body, timeout=60)
+            never_accepted = status is None and (
+                b"ConnectionRefused" in data
+                or (self.shutting_down.is_set() and (b"ConnectionReset" in data or b"BrokenPipe" in data))
+            )
+            if never_accepted:
+                self._record("refused")
+                time.sleep(0.01)
+                continue
+            if faulty:
+                self._record("faulty")
+                if not self.faulty["expect"](status, data):
+                    self._record("faulty_unexpected", data[:200].decode(errors="replace"))
+                continue
+            self._record("healthy")
+            if not healthy_ok(status, data):
+                self._record("healthy_failed", f"{status}: {data[:200].decode(errors='replace')}")
+
+    def __enter__(self):
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._loop, args=(i,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(90)
+
+
+def healthy_ok(status, data):
+    if status != 200:
+        return False
+    try:
+        results = json.loads(data)["results"]
+        return all(r["success"] for r in results.values())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def job_error(data):
+    try:
+        return json.loads(data)["results"]["0"]["error"]["name"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def chaos_runs(workers, duration):
+    healthy = (FIXTURES / "batch-small.json").read_bytes()
+    runs = []
+
+    def record(name, gen, note, extra=None):
+        row = {"run": name, **gen.stats, "note": note, "samples": gen.samples}
+        row.update(extra or {})
+        runs.append(row)
+        log(f"chaos {name}: healthy {gen.stats['healthy']} failed {gen.stats['healthy_failed']} "
+            f"faulty {gen.stats['faulty']} unexpected {gen.stats['faulty_unexpected']}")
+
+    # 1. kill -9 of a random worker every second.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-kill.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        kills = 0
+        deadline = time.time() + duration
+        while time.time() < deadline:
+            time.sleep(1)
+            pids = tier.worker_pids()
+            if pids:
+                os.kill(random.choice(pids), signal.SIGKILL)
+                kills += 1
+        time.sleep(1)
+    record("kill -9 every second", gen, f"{kills} workers killed", {"kills": kills})
+
+    # 2. Rolling reload twice.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-reload.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        for _ in range(2):
+            time.sleep(duration / 3)
+            done = tier.count_log("reload complete: every worker runs the new bundle")
+            tier.signal(signal.SIGHUP)
+            deadline = time.time() + 120
+            while tier.count_log("reload complete: every worker runs the new bundle") <= done and time.time() < deadline:
+                time.sleep(0.1)
+        time.sleep(duration / 3)
+        reloads = tier.count_log("reload complete: every worker runs the new bundle")
+    record("rolling reload (SIGHUP) x2", gen, f"{reloads} reloads completed", {"reloads": reloads})
+
+    # 3. 1 % of requests to a component that never ends.
+    runaway = {"body": json.dumps({"0": {"name": "Runaway", "data": {}}}).encode(),
+               "expect": lambda s, d: s == 200 and job_error(d) == "RenderTimeout"}
+    with Tier(workers, FAULTS_BUNDLE, extra=["--render-timeout-ms", "500"], keep_log_as="chaos-runaway.log") as tier, \
+            LoadGen(tier.port, 20, healthy, runaway, 0.01) as gen:
+        time.sleep(duration)
+    record("1 % Runaway", gen, "faulty = Runaway jobs; expected: 200 with RenderTimeout")
+
+    # 4. Leaks until workers recycle: 1 % of requests leak 2 MB each (tens
+    # of MB/s at this load), against a 128 MB heap recycled at 50 %.
+    leak = {"body": json.dumps({"0": {"name": "Leak", "data": {"mb": 2}}}).encode(),
+            "expect": lambda s, d: s == 200 and job_error(d) in (None, "HeapLimitExceeded")}
+    with Tier(workers, FAULTS_BUNDLE, extra=["--heap-limit-mb", "128", "--recycle-heap-percent", "50"],
+              keep_log_as="chaos-leak.log") as tier, \
+            LoadGen(tier.port, 20, healthy, leak, 0.01) as gen:
+        time.sleep(duration)
+        recycled = tier.count_log("replacing worker") + tier.count_log(
+            "worker exited on its heap limit; replacement starting")
+    record("Leak until recycled", gen, f"{recycled} workers recycled",
+           {"recycled": recycled})
+
+    # 5. Bad input fired during load.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-bad-input.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        bad = bad_input(tier.port, duration)
+    record("bad-input corpus", gen, "; ".join(f"{k}: {v}" for k, v in bad.items()), {"bad_input": bad})
+
+    # 6. SIGTERM at the end with requests in flight.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-sigterm.log") as tier:
+        gen = LoadGen(tier.port, 20, healthy)
+        with gen:
+            time.sleep(duration / 2)
+            t0 = time.time()
+            gen.shutting_down.set()
+            tier.signal(signal.SIGTERM)
+            try:
+                code = tier.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                code = None
+            stop_s = time.time() - t0
+            time.sleep(0.5)
+    record("SIGTERM with requests in flight", gen,
+           f"exit code {code}, stopped in {stop_s:.1f}s; refused or reset before nginx accepted them: "
+           f"{gen.stats['refused']}",
+           {"exit_code": code})
+    return runs
+
+
+def bad_input(port, duration):
+    """Fires the bad-input corpus while the load runs; returns status counts."""
+    corpus = {
+        "malformed JSON": b'{"0": {"name": ',
+        "10 MB body": b"{" + b" " * (10 * 1024 * 1024) + b"}",
+        "invalid UTF-8": b'{"0":{"name":"\xff\xfe"}}',
+        "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+        "not an object": b"[1, 2, 3]",
+    }
+    counts = {}
+    deadline = time.time() + duration
+    while time.time() < deadline:
+        for name, body in corpus.items():
+            status, _ = post(port, "/batch", body, timeout=30)
+            counts.setdefault(name, {})
+            counts[name][str(status)] = counts[name].get(str(status), 0) + 1
+        status = slowloris(port)
+        counts.setdefault("slowloris", {})
+        counts["slowloris"][status] = counts["slowloris"].get(status, 0) + 1
+    return {k: ", ".join(f"{s}×{n}" for s, n in v.items()) for k, v in counts.items()}
+
+
+def slowloris(port):
+    """Sends headers and a trickle of body, then goes quiet: nginx must time
+    it out on its own without any worker seeing it."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"POST /batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            s.settimeout(20)
+            data = s.recv(100)
+            return data.split(b" ")[1].decode() if data.startswith(b"HTTP/") else "closed"
+    except socket.timeout:
+        return "still open after 20s"
+    except OSError:
+        return "reset"
+
+
+# -------------------------------------------------------------- report -----
+
+def machine():
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError):
+        pass
+    return {"cores": os.cpu_count(), "model": model, "memory": mem, "kernel": platform.release()}
+
+
+def versions():
+    def first_line(cmd):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "not found"
+
+    def npm_version(path):
+        try:
+            return json.loads(Path(path).read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            return "?"
+
+    return {
+        "ssrd": first_line([str(SSRD), "--version"]),
+        "nginx": first_line(["nginx", "-v"]),
+        "haproxy": first_line(["haproxy", "-v"]),
+        "node": first_line(["node", "--version"]),
+        "hypernova": npm_version(BENCH / "hypernova/node_modules/hypernova/package.json"),
+        "react": npm_version(ROOT / "js-bundle/node_modules/react/package.json"),
+        "ab": first_line(["ab", "-V"]),
+    }
+
+
+def find(rows, system, fixture, c):
+    for r in rows:
+        if r.get("system") == system and r.get("fixture") == fixture and r.get("concurrency") == c:
+            return r
+    return {}
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a and b else None
+
+
+def plots(name, load, chaos):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = sorted({r["system"] for r in load})
+    files = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, fixture in zip(axes, FIXTURE_FILES):
+        for s in systems:
+            for key, style in [("p50", "--"), ("p99", "-")]:
+                ys = [find(load, s, fixture, c).get(key) for c in CONCURRENCY]
+                ax.plot(CONCURRENCY, ys, style, marker="o", label=f"{s} {key}")
+        ax.set_title(f"latency, {fixture} batch")
+        ax.set_xlabel("concurrency (ab -c)")
+        ax.set_ylabel("ms")
+        ax.set_xticks(CONCURRENCY)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    files["latency"] = f"{name}-latency.png"
+    fig.savefig(BENCH / "results" / files["latency"], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / max(1, len(systems))
+    for ax, fixture in zip(axes, FIXTURE_FILES):
+        for i, s in enumerate(systems):
+            ys = [find(load, s, fixture, c).get("rps", 0) for c in CONCURRENCY]
+            ax.bar([x + i * width for x in range(len(CONCURRENCY))], ys, width, label=s)
+        ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(CONCURRENCY))])
+        ax.set_xticklabels([f"c={c}" for c in CONCURRENCY])
+        ax.set_title(f"throughput, {fixture} batch")
+        ax.set_ylabel("requests/s")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    files["throughput"] = f"{name}-throughput.png"
+    fig.savefig(BENCH / "results" / files["throughput"], dpi=110)
+    plt.close(fig)
+
+    if chaos:
+        fig, ax = plt.subplots(figsize=(11, 4))
+        labels = [r["run"] for r in chaos]
+        xs = range(len(chaos))
+        ax.bar([x - 0.2 for x in xs], [r["healthy"] for r in chaos], 0.4, label="healthy requests")
+        ax.bar([x + 0.2 for x in xs], [r["healthy_failed"] for r in chaos], 0.4, label="failed", color="crimson")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=15, fontsize=8)
+        ax.set_yscale("symlog")
+        ax.set_title("chaos runs under c=20: healthy requests and failures")
+        ax.legend()
+        fig.tight_layout()
+        files["chaos"] = f"{name}-chaos.png"
+        fig.savefig(BENCH / "results" / files["chaos"], dpi=110)
+        plt.close(fig)
+    return files
+
+
+def fmt(x, nd=1):
+    if x is None or x == "":
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def write_report(name, args, data):
+    load, ceil, comps, chaos = data["load"], data["ceiling"], data["components"], data["chaos"]
+    S, H = "ssrd (first)", "hypernova"
+    summary = {
+        "name": name,
+        "date": data["date"],
+        "quick": args.quick,
+        "workers": args.workers,
+        "machine": data["machine"],
+        "versions": data["versions"],
+    }
+    lines = []
+    for fixture in FIXTURE_FILES:
+        s13, h13 = find(load, S, fixture, 13), find(load, H, fixture, 13)
+        s20, h20 = find(load, S, fixture, 20), find(load, H, fixture, 20)
+        c = next((r for r in ceil if r["fixture"] == fixture), {})
+        summary[f"throughput_ratio_c13_{fixture}"] = ratio(s13.get("rps"), h13.get("rps"))
+        summary[f"p99_ratio_c20_{fixture}"] = ratio(s20.get("p99"), h20.get("p99"))
+        summary[f"efficiency_c13_{fixture}"] = ratio(s13.get("rps"), c.get("ceiling_rps"))
+    # Headline figures: the realistic heavy page.
+    summary["throughput_ratio_c13"] = summary["throughput_ratio_c13_large"]
+    summary["p99_ratio_c20"] = summary["p99_ratio_c20_large"]
+    summary["efficiency_c13"] = summary["efficiency_c13_large"]
+    summary["chaos_failed"] = sum(r["healthy_failed"] for r in chaos) if chaos else None
+    summary["chaos_total"] = sum(r["healthy"] for r in chaos) if chaos else None
+    summary["chaos_faulty"] = sum(r["faulty"] for r in chaos) if chaos else None
+    summary["chaos_faulty_unexpected"] = sum(r["faulty_unexpected"] for r in chaos) if chaos else None
+    first_vs_rr = ratio(find(load, "ssrd (static-rr)", "large", 13).get("p50"), find(load, S, "large", 13).get("p50"))
+    summary["static_rr_vs_first_p50_c13_large"] = first_vs_rr
+
+    m, v = data["machine"], data["versions"]
+    out = [f"# ssrd benchmark: {name}", ""]
+    out.append(f"{data['date']} · {'quick' if args.quick else 'full'} run · {args.workers} workers per system · "
+               f"{m['cores']} cores ({m['model']}), {m['memory']}, Linux {m['kernel']}")
+    out.append("")
+    out.append("## Summary")
+    out.append("")
+    out.append("| figure | ssrd | hypernova | ratio | target |")
+    out.append("|---|---|---|---|---|")
+    for fixture in FIXTURE_FILES:
+        s13, h13 = find(load, S, fixture, 13), find(load, H, fixture, 13)
+        s20, h20 = find(load, S, fixture, 20), find(load, H, fixture, 20)
+        out.append(f"| throughput, {fixture} batch, c=13 (req/s) | {fmt(s13.get('rps'))} | {fmt(h13.get('rps'))} | "
+                   f"{fmt(summary[f'throughput_ratio_c13_{fixture}'], 2)}× | ≥ 1.5× |")
+        out.append(f"| p99 latency, {fixture} batch, c=20 (ms) | {fmt(s20.get('p99'), 0)} | {fmt(h20.get('p99'), 0)} | "
+                   f"{fmt(summary[f'p99_ratio_c20_{fixture}'], 2)}× | ≤ 0.5× |")
+    for fixture in FIXTURE_FILES:
+        out.append(f"| efficiency, {fixture} batch, c=13 (e2e / in-isolate ceiling) | "
+                   f"{fmt(summary[f'efficiency_c13_{fixture}'], 2)} | | | ≥ 0.85 |")
+    if chaos:
+        out.append(f"| chaos: failed / healthy requests | {summary['chaos_failed']} / {summary['chaos_total']} | | | 0 |")
+        out.append(f"| chaos: faulty requests with an unexpected answer | "
+                   f"{summary['chaos_faulty_unexpected']} / {summary['chaos_faulty']} | | | 0 |")
+    out.append("")
+    out.append("Plots: " + ", ".join(f"[{k}]({f})" for k, f in data["plots"].items()))
+    out.append("")
+    for k, f in data["plots"].items():
+        out.append(f"![{k}]({f})")
+    out.append("")
+    out.append("## Load (ab -l -r -c C -n N, POST /batch)")
+    out.append("")
+    out.append("Each system serves the same components with the same number of worker processes; every "
+               "request is a fresh connection, as ab sends them. `ssrd` is the whole tier (nginx → haproxy → "
+               "workers); `hypernova` is the hypernova 2.5.0 npm package on Node's cluster.")
+    out.append("")
+    out.append("| system | batch | c | n | req/s | mean ms | p50 | p90 | p99 | max | failed | non-2xx |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in load:
+        out.append(f"| {r['system']} | {r['fixture']} | {r['concurrency']} | {r.get('requests')} | {fmt(r.get('rps'))} | "
+                   f"{fmt(r.get('mean_ms'))} | {fmt(r.get('p50'), 0)} | {fmt(r.get('p90'), 0)} | {fmt(r.get('p99'), 0)} | "
+                   f"{fmt(r.get('max'), 0)} | {fmt(r.get('failed'), 0)} | {fmt(r.get('non2xx'), 0)} |")
+    out.append("")
+    out.append("## Ceiling (renders inside one isolate, no HTTP)")
+    out.append("")
+    out.append("`ssrd render --batch FILE --repeat N`: the worker's own render loop on one core, times the "
+               "worker count: what the box could do if rendering were the only work. Efficiency = "
+               "end-to-end throughput / this ceiling.")
+    out.append("")
+    out.append("| batch | per isolate (batches/s) | mean ms | p99 ms | × workers = ceiling (req/s) |")
+    out.append("|---|---|---|---|---|")
+    for r in ceil:
+        out.append(f"| {r['fixture']} | {fmt(r['per_isolate_rps'])} | {fmt(r['mean_ms'], 2)} | {fmt(r['p99_ms'], 2)} | "
+                   f"{fmt(r['ceiling_rps'])} |")
+    out.append("")
+    out.append("| component | renders/s in one isolate | mean ms | HTML bytes |")
+    out.append("|---|---|---|---|")
+    for r in comps:
+        out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
+    out.append("")
+    if chaos:
+        out.append("## Chaos (each under c=20 load of healthy small batches)")
+        out.append("")
+        out.append("Healthy requests must all succeed (HTTP 200, every job rendered). Faulty requests "
+                   "(Runaway, Leak) are counted apart: their expected answer is a failed job "
+                   "(RenderTimeout / HeapLimitExceeded), not a failed request. Never accepted = "
+                   "connections refused, or reset before any response, after shutdown began: nginx "
+                   "closed its listener before accepting them (see bench/README.md).")
+        out.append("")
+        out.append("| run | healthy | failed | faulty | faulty, unexpected answer | never accepted | what happened |")
+        out.append("|---|---|---|---|---|---|---|")
+        for r in chaos:
+            out.append(f"| {r['run']} | {r['healthy']} | {r['healthy_failed']} | {r['faulty']} | "
+                       f"{r['faulty_unexpected']} | {r['refused']} | {r['note']} |")
+        out.append("")
+        samples = [s for r in chaos for s in r["samples"]]
+        if samples:
+            out.append("First failures seen: " + " · ".join(f"`{s[:120]}`" for s in samples[:5]))
+            out.append("")
+    out.append("## Versions")
+    out.append("")
+    for k, val in v.items():
+        out.append(f"- {k}: {val}")
+    out.append("")
+    out.append(f"Reproduce: `bench/run{' --quick' if args.quick else ''} --name {name}` (see bench/README.md).")
+    out.append("")
+    (BENCH / "results" / f"{name}.md").write_text("\n".join(out))
+    (BENCH / "results" / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+# ---------------------------------------------------------------- main -----
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer requests and shorter chaos runs (< 10 min)")
+    ap.add_argument("--name", default=None, help="report name (default: date, plus -quick)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="workers per system (default: cores)")
+    ap.add_argument("--sections", default="load,peer,ceiling,chaos",
+                    help="comma-separated subset of load,peer,ceiling,chaos")
+    args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    name = args.name or (datetime.date.today().isoformat() + ("-quick" if args.quick else ""))
+    (BENCH / "results").mkdir(exist_ok=True)
+    n_for = {"small": 2000, "large": 400} if args.quick else {"small": 10000, "large": 10000}
+    warm = 100 if args.quick else 500
+    started = time.time()
+    data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+            "versions": versions(), "load": [], "ceiling": [], "components": [], "chaos": []}
+    if "load" in sections:
+        with Tier(args.workers) as tier:
+            data["load"] += load_runs("ssrd (first)", tier.url(), n_for, warm)
+    if "peer" in sections:
+        with Hypernova(args.workers) as hn:
+            data["load"] += load_runs("hypernova", hn.url(), n_for, warm)
+        with Tier(args.workers, balance="static-rr") as tier:
+            data["load"] += load_runs("ssrd (static-rr)", tier.url(), n_for, warm)
+    if "ceiling" in sections:
+        data["ceiling"] = ceiling(args.workers, {"small": 2000 if args.quick else 10000,
+                                                 "large": 200 if args.quick else 1000})
+        data["components"] = component_ceiling(2000 if args.quick else 10000)
+    if "chaos" in sections:
+        data["chaos"] = chaos_runs(args.workers, 8 if args.quick else 30)
+    data["plots"] = plots(name, data["load"], data["chaos"]) if data["load"] else {}
+    summary = write_report(name, args, data)
+    log(f"done in {time.time() - started:.0f}s: bench/results/{name}.md")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
