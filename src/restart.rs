@@ -3,7 +3,8 @@
 //! A child that keeps crashing right after start is restarted ever more
 //! slowly (100 ms, 200 ms, … up to 10 s) so a broken bundle or a bad deploy
 //! does not spin the CPU; a child that ran for a while before dying starts
-//! over from the shortest delay.
+//! over from the shortest delay. (A worker that was already serving when it
+//! died is restarted at once, see supervisor.rs: that is not a crash loop.)
 
 use std::time::Duration;
 
@@ -35,6 +36,11 @@ impl Backoff {
         }
     }
 
+    /// Forgets past crashes: the next delay is the shortest again.
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+
     /// The delay before the next restart, given how long the child ran.
     pub fn after_crash(&mut self, ran_for: Duration) -> Duration {
         if ran_for >= STABLE_AFTER {
@@ -57,5 +63,8 @@ mod tests {
         let delays: Vec<u128> = (0..5).map(|_| b.after_crash(quick).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 500, 500]);
         assert_eq!(b.after_crash(STABLE_AFTER).as_millis(), 100);
+        b.after_crash(quick);
+        b.reset();
+        assert_eq!(b.after_crash(quick).as_millis(), 100);
     }
 }

@@ -470,6 +470,16 @@ impl Supervisor {
             self.spawn_worker(i);
             return;
         }
+        if matches!(was, SlotState::Ready | SlotState::Draining { .. }) {
+            // It had been serving: a poison request or an outside kill, not
+            // a crash loop. Capacity matters more than caution here.
+            self.slots[i].backoff.reset();
+            log::warn("worker died; set MAINT, restarting now", fields);
+            self.spawn_worker(i);
+            return;
+        }
+        // It died before it ever got ready: back off, ever longer, so a
+        // bundle that cannot start does not spin the CPU.
         log::warn("worker died; set MAINT, restarting after backoff", fields);
         if reason == "bundle" && self.rollout.current().map(|c| c.0) == Some(i) {
             log::error(
@@ -480,6 +490,10 @@ impl Supervisor {
         }
         let slot = &mut self.slots[i];
         let delay = slot.backoff.after_crash(ran_for);
+        log::info(
+            "worker restart scheduled",
+            json!({"worker": name, "delay_ms": delay.as_millis() as u64}),
+        );
         slot.state = SlotState::Waiting {
             until: Instant::now() + delay,
         };

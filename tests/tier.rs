@@ -153,7 +153,7 @@ fn kill_dash_9_of_a_worker_fails_no_request() {
     }
     let maint_after = maint_after.expect("w1 set MAINT after kill -9");
     let died = tier.wait_log(
-        "worker died; set MAINT, restarting after backoff",
+        "worker died; set MAINT, restarting now",
         0,
         Duration::from_secs(5),
     );
@@ -418,6 +418,49 @@ fn a_growing_heap_is_recycled_before_it_is_exhausted() {
     assert!(tier
         .metrics()
         .contains("ssrd_worker_restarts_total{reason=\"heap\"} 1"));
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_restarted_with_growing_backoff() {
+    let dir = std::env::temp_dir().join(format!("ssrd-backoff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bundle.js");
+    std::fs::copy(bundle("server.js"), &path).unwrap();
+    let mut tier = Tier::start(2, &path, &[]);
+    // The bundle on disk breaks (a bad deploy); then a serving worker dies.
+    std::fs::write(&path, "this is not javascript {").unwrap();
+    let victim = tier.worker_pids()["w1"];
+    kill(victim, "9");
+    let died = tier.wait_log(
+        "worker died; set MAINT, restarting now",
+        0,
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        died["worker_pid"], victim,
+        "a serving worker is restarted at once"
+    );
+    // Its replacements cannot load the bundle: ever longer delays.
+    tier.wait_log("worker restart scheduled", 2, Duration::from_secs(20));
+    let delays: Vec<u64> = tier
+        .log_events("worker restart scheduled")
+        .iter()
+        .map(|e| e["delay_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&delays[..3], &[100, 200, 400], "{delays:?}");
+    assert!(tier
+        .log_events("worker died; set MAINT, restarting after backoff")
+        .iter()
+        .all(|e| e["reason"] == "bundle"));
+    // w2 keeps serving meanwhile; once the bundle is fixed, w1 comes back.
+    assert_eq!(
+        common::post(tier.port, "/batch", &small_batch()).status,
+        200
+    );
+    std::fs::copy(bundle("server.js"), &path).unwrap();
+    tier.wait_log("worker in rotation", 2, Duration::from_secs(30));
+    assert!(tier.metrics().contains("ssrd_workers{state=\"ready\"} 2"));
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
