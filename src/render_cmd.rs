@@ -91,6 +91,7 @@ fn render(args: &RenderArgs) -> Result<String, String> {
                             name: name.clone(),
                             outcome,
                             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                            markup: None,
                         }
                     })
                     .collect();

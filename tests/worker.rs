@@ -676,3 +676,42 @@ fn events_report_each_request_and_a_heartbeat() {
         "failed jobs are logged with the request id"
     );
 }
+
+#[test]
+fn markup_option_answers_placements_for_successes_and_failures() {
+    let w = Worker::faults(&[]);
+    let body = json!({
+        "0": {"name": "HelloWorld", "data": {"name": "</script >"}},
+        "1": {"name": "Throws", "data": {"x": "\u{2028}"}},
+    });
+    let r = w.post("/batch?markup=1", body.to_string().as_bytes());
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    let ok = v["results"]["0"]["meta"]["markup"].as_str().unwrap();
+    let html = v["results"]["0"]["html"].as_str().unwrap();
+    assert!(ok.starts_with("<div data-hypernova-key=\"HelloWorld\" data-hypernova-id=\""));
+    assert!(ok.contains(&format!(
+        "\">{html}</div>\n<script type=\"application/json\" data-hypernova-key=\"HelloWorld\""
+    )));
+    assert!(
+        ok.ends_with(r#"><!--{"name":"\u003c/script &gt;"}--></script>"#),
+        "{ok}"
+    );
+    let failed = v["results"]["1"]["meta"]["markup"].as_str().unwrap();
+    assert!(
+        failed.contains("\"></div>\n<script"),
+        "failed jobs get the fallback: {failed}"
+    );
+    assert!(failed.contains(r#"<!--{"x":"\u2028"}-->"#), "{failed}");
+
+    let single = w.post("/render/Throws?markup=1", b"{}");
+    assert_eq!(single.status, 200);
+    assert_eq!(single.header("x-ssrd-fallback"), Some("Error"));
+    assert!(single.text().contains("\"></div>\n<script"));
+    let plain = w.post("/batch", body.to_string().as_bytes()).json();
+    assert_eq!(
+        plain["results"]["0"]["meta"],
+        json!({}),
+        "markup only when asked"
+    );
+}

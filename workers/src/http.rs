@@ -29,7 +29,8 @@ use serde_json::json;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::log;
-use crate::protocol::{self, Job, JobSpec};
+use crate::markup;
+use crate::protocol::{self, Job, JobResult, JobSpec};
 use crate::renderer::{Origin, RenderQueue};
 
 /// Limits of the HTTP side.
@@ -189,12 +190,31 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
 }
 
 async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
+    let with_markup = wants_markup(&req);
     let body = read_body(req, ctx).await?;
     let jobs = protocol::parse_batch(&body)?;
     drop(body);
+    // The props are needed again for the markup: keep a copy only then.
+    let markup_props: Option<Vec<_>> = with_markup.then(|| {
+        jobs.iter()
+            .map(|j| {
+                j.spec
+                    .as_ref()
+                    .ok()
+                    .map(|s| (s.name.clone(), s.props.clone()))
+            })
+            .collect()
+    });
     let request_id = origin.request_id.clone();
-    let reply = ctx.queue.render(jobs, origin).await?;
+    let mut reply = ctx.queue.render(jobs, origin).await?;
     log_failures(&request_id, &reply.results);
+    if let Some(props) = markup_props {
+        for (result, props) in reply.results.iter_mut().zip(props) {
+            if let Some((name, props)) = props {
+                add_markup(result, &name, &props);
+            }
+        }
+    }
     let text = protocol::batch_response(&reply.results);
     let mut response = json_response(StatusCode::OK, text);
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
@@ -216,13 +236,15 @@ async fn render_one(
             "expected POST /render/{name} with a component name",
         ));
     }
+    let with_markup = wants_markup(&req);
     let body = read_body(req, ctx).await?;
     let props = protocol::parse_props(&body)?;
     drop(body);
+    let markup_props = with_markup.then(|| props.clone());
     let job = Job {
         token: "0".into(),
         spec: Ok(JobSpec {
-            name,
+            name: name.clone(),
             props,
             metadata: None,
         }),
@@ -230,10 +252,27 @@ async fn render_one(
     let request_id = origin.request_id.clone();
     let reply = ctx.queue.render(vec![job], origin).await?;
     log_failures(&request_id, &reply.results);
-    let result =
+    let mut result =
         reply.results.into_iter().next().ok_or_else(|| {
             Error::new(ErrorKind::Internal, "the render thread returned no result")
         })?;
+    if let Some(props) = markup_props {
+        // Something to embed either way: the server HTML, or the fallback
+        // for the browser to render (the header says why).
+        add_markup(&mut result, &name, &props);
+        let mut r = Response::new(Full::new(Bytes::from(result.markup.unwrap_or_default())));
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        if let Err(e) = &result.outcome {
+            if let Ok(v) = HeaderValue::from_str(&e.name) {
+                r.headers_mut().insert("x-ssrd-fallback", v);
+            }
+        }
+        timing_headers(&mut r, reply.queue_ms, reply.render_ms);
+        return Ok(r);
+    }
     let mut response = match result.outcome {
         Ok(rendered) => {
             let mut r = Response::new(Full::new(Bytes::from(rendered.html)));
@@ -252,6 +291,19 @@ async fn render_one(
     };
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
     Ok(response)
+}
+
+/// `?markup=1`: also answer Hypernova placement markup (see markup.rs).
+fn wants_markup(req: &Request<Incoming>) -> bool {
+    req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == "markup=1" || kv == "markup=true")
+    })
+}
+
+fn add_markup(result: &mut JobResult, name: &str, props: &serde_json::value::RawValue) {
+    let html = result.outcome.as_ref().ok().map(|r| r.html.as_str());
+    result.markup = Some(markup::placement(name, html, props, &markup::new_id()));
 }
 
 /// nginx's X-Request-Start ("t=<unix seconds>"), for queue-time metrics.

@@ -10,6 +10,7 @@
 //! - [`renderer`]: the render thread and its queue (mutual exclusion);
 //! - [`http`]: the HTTP/1.1 server (hyper) and its routes;
 //! - [`protocol`]: Hypernova's `/batch` wire format;
+//! - [`markup`]: Hypernova's placement markup (server HTML or fallback);
 //! - [`events`]: per-request events and heartbeats for the supervisor;
 //! - [`error`], [`log`]: one error type; JSON-lines logs.
 //!
@@ -20,6 +21,7 @@ pub mod events;
 pub mod http;
 pub mod js_runtime;
 pub mod log;
+pub mod markup;
 pub mod protocol;
 pub mod renderer;
 pub mod snapshot;

@@ -87,6 +87,9 @@ pub struct JobResult {
     pub outcome: std::result::Result<Rendered, JobError>,
     /// Milliseconds spent on this job.
     pub duration_ms: f64,
+    /// Hypernova placement markup for this job (server HTML, or the
+    /// fallback), when the caller asked for it; sent as `meta.markup`.
+    pub markup: Option<String>,
 }
 
 /// A successful render.
@@ -390,9 +393,22 @@ fn push_job_result(out: &mut String, r: &JobResult) {
         Err(_) => out.push_str("null"),
     }
     out.push_str(r#","meta":"#);
-    match &r.outcome {
-        Ok(Rendered { meta: Some(m), .. }) => out.push_str(m),
-        _ => out.push_str("{}"),
+    let meta = match &r.outcome {
+        Ok(Rendered { meta: Some(m), .. }) => m.trim(),
+        _ => "{}",
+    };
+    match &r.markup {
+        None => out.push_str(meta),
+        Some(markup) => {
+            // Prepend "markup" to the bundle's meta object.
+            out.push_str(r#"{"markup":"#);
+            push_json_string(out, markup);
+            let rest = meta.strip_prefix('{').unwrap_or("}").trim_start();
+            if !rest.starts_with('}') {
+                out.push(',');
+            }
+            out.push_str(rest);
+        }
     }
     out.push_str(r#","duration":"#);
     out.push_str(&format_duration(r.duration_ms));
@@ -511,12 +527,14 @@ mod tests {
                     meta: None,
                 }),
                 duration_ms: 1.23456,
+                markup: None,
             },
             JobResult {
                 token: "1".into(),
                 name: None,
                 outcome: Err(JobError::host(404, "ReferenceError", "nope")),
                 duration_ms: 0.1,
+                markup: Some("<div>m</div>".into()),
             },
         ];
         let v: serde_json::Value = serde_json::from_str(&batch_response(&results)).unwrap();
@@ -535,6 +553,33 @@ mod tests {
         assert_eq!(bad["success"], false);
         assert_eq!(bad["error"]["name"], "ReferenceError");
         assert!(bad["error"].get("type").is_none());
+        assert_eq!(bad["meta"], serde_json::json!({"markup": "<div>m</div>"}));
+    }
+
+    #[test]
+    fn markup_joins_the_bundles_meta() {
+        let result = |meta: Option<&str>| JobResult {
+            token: "0".into(),
+            name: Some("A".into()),
+            outcome: Ok(Rendered {
+                html: "<p/>".into(),
+                meta: meta.map(str::to_string),
+            }),
+            duration_ms: 1.0,
+            markup: Some("<div></div>".into()),
+        };
+        for (meta, expected) in [
+            (None, serde_json::json!({"markup": "<div></div>"})),
+            (Some("{}"), serde_json::json!({"markup": "<div></div>"})),
+            (
+                Some(r#"{"a":1}"#),
+                serde_json::json!({"markup": "<div></div>", "a": 1}),
+            ),
+        ] {
+            let v: serde_json::Value =
+                serde_json::from_str(&batch_response(&[result(meta)])).unwrap();
+            assert_eq!(v["results"]["0"]["meta"], expected, "{meta:?}");
+        }
     }
 
     proptest::proptest! {
@@ -572,6 +617,7 @@ mod tests {
                         name: j.spec.as_ref().ok().map(|s| s.name.clone()),
                         outcome: Err(j.spec.err().unwrap_or_else(|| JobError::host(500, "Error", "x"))),
                         duration_ms: 0.0,
+                        markup: None,
                     }).collect();
                     let text = batch_response(&results);
                     proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());

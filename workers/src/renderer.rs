@@ -391,6 +391,7 @@ impl RenderLoop<'_> {
             name,
             outcome,
             duration_ms: ms(started.elapsed()),
+            markup: None,
         }
     }
 

@@ -1,0 +1,120 @@
+//! Hypernova's placement markup: how a page embeds one rendered component
+//! (or, when the render failed, only its props, for the browser to render).
+//!
+//! ```html
+//! <div data-hypernova-key="KEY" data-hypernova-id="ID">HTML_OR_EMPTY</div>
+//! <script type="application/json" data-hypernova-key="KEY" data-hypernova-id="ID"><!--JSON--></script>
+//! ```
+//!
+//! KEY is the component name without non-word characters, ID a fresh UUID
+//! per placement, the two lines joined by one "\n", exactly as Hypernova's
+//! `serialize` writes them. JSON is the props, compact, with `&` → `&amp;`
+//! and `>` → `&gt;` (which Hypernova's browser runtime reverses), and, unlike
+//! Hypernova, `<`, U+2028 and U+2029 written as JSON escapes (`\u003c` …):
+//! no props value can close the script element (Hypernova's issue #165,
+//! `</script ` followed by a space), and `JSON.parse` undoes the escapes by
+//! itself, so Hypernova's own reader still reads it.
+
+use serde_json::value::RawValue;
+
+/// `name` with every non-word character removed (JS `/\W/g`).
+pub fn key(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// A fresh placement id (UUID v4).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The props as they go inside the script element, comment markers included.
+pub fn encode_props(props: &RawValue) -> String {
+    // Compact, like JSON.stringify of the parsed props (the raw text may
+    // carry whitespace); fall back to the raw text if it cannot be reparsed.
+    let compact = serde_json::from_str::<serde_json::Value>(props.get())
+        .ok()
+        .and_then(|v| serde_json::to_string(&v).ok())
+        .unwrap_or_else(|| props.get().to_string());
+    let mut out = String::with_capacity(compact.len() + 16);
+    out.push_str("<!--");
+    for c in compact.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '>' => out.push_str("&gt;"),
+            // Only ever inside JSON strings, where these escapes are valid.
+            '<' => out.push_str("\\u003c"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("-->");
+    out
+}
+
+/// The whole placement: server HTML inside the div, or an empty div (the
+/// fallback) when `html` is `None`.
+pub fn placement(name: &str, html: Option<&str>, props: &RawValue, id: &str) -> String {
+    let key = key(name);
+    let script = encode_props(props);
+    let html = html.unwrap_or("");
+    format!(
+        "<div data-hypernova-key=\"{key}\" data-hypernova-id=\"{id}\">{html}</div>\n\
+         <script type=\"application/json\" data-hypernova-key=\"{key}\" data-hypernova-id=\"{id}\">{script}</script>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn matches_hypernova_byte_for_byte_for_plain_props() {
+        // What hypernova's serialize("My-Comp", "<p>x</p>", {a: "b&c>d", n: 1})
+        // writes, with its random id replaced.
+        let got = placement(
+            "My-Comp",
+            Some("<p>x</p>"),
+            &raw(r#"{ "a": "b&c>d", "n": 1 }"#),
+            "ID",
+        );
+        assert_eq!(
+            got,
+            "<div data-hypernova-key=\"MyComp\" data-hypernova-id=\"ID\"><p>x</p></div>\n\
+             <script type=\"application/json\" data-hypernova-key=\"MyComp\" data-hypernova-id=\"ID\">\
+             <!--{\"a\":\"b&amp;c&gt;d\",\"n\":1}--></script>"
+        );
+    }
+
+    #[test]
+    fn nothing_in_props_can_close_the_script() {
+        let nasty =
+            r#"{"x":"</script><script>alert(1)</script>","y":"</script >","z":"\u2028\u2029<!--"}"#;
+        let out = encode_props(&raw(nasty));
+        assert!(
+            !out.contains('<') || out.starts_with("<!--") && !out[4..].contains('<'),
+            "{out}"
+        );
+        assert!(!out.contains('\u{2028}') && !out.contains('\u{2029}'));
+        // Reversing what the browser reverses gives back the same value.
+        let inner = &out[4..out.len() - 3];
+        let decoded = inner.replace("&gt;", ">").replace("&amp;", "&");
+        let back: serde_json::Value = serde_json::from_str(&decoded).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(nasty).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn ids_are_fresh_uuids() {
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(key("Search-Results.v2"), "SearchResultsv2");
+    }
+}
