@@ -459,7 +459,12 @@ fn a_worker_that_cannot_start_is_restarted_with_growing_backoff() {
     );
     std::fs::copy(bundle("server.js"), &path).unwrap();
     tier.wait_log("worker in rotation", 2, Duration::from_secs(30));
-    assert!(tier.metrics().contains("ssrd_workers{state=\"ready\"} 2"));
+    // The gauges follow on the supervisor's next tick.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tier.metrics().contains("ssrd_workers{state=\"ready\"} 2") {
+        assert!(Instant::now() < deadline, "{}", tier.metrics());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -113,12 +113,7 @@ impl JobResult {
 
 /// Parses a `/batch` body into jobs, in the order the caller wrote them.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Job>> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        Error::bad_request(format!(
-            "request body is not valid UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = utf8(body)?;
     if text.trim().is_empty() {
         return Err(Error::bad_request(
             "request body is empty; expected a JSON object mapping job tokens to jobs",
@@ -132,17 +127,21 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Job>> {
 
 /// Parses the body of `POST /render/{name}`: the props object itself.
 pub fn parse_props(body: &[u8]) -> Result<Box<RawValue>> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        Error::bad_request(format!(
-            "request body is not valid UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = utf8(body)?;
     if text.trim().is_empty() {
         return Ok(empty_props());
     }
     let raw: Box<RawValue> = serde_json::from_str(text).map_err(json_error)?;
     check_props(raw).map_err(|e| Error::bad_request(e.message_text()))
+}
+
+fn utf8(body: &[u8]) -> Result<&str> {
+    std::str::from_utf8(body).map_err(|e| {
+        Error::bad_request(format!(
+            "request body is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
 }
 
 fn json_error(e: serde_json::Error) -> Error {
