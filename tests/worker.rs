@@ -630,7 +630,9 @@ fn events_report_each_request_and_a_heartbeat() {
         .to_string();
     let raw = format!(
         "POST /batch HTTP/1.1\r\nHost: x\r\nX-Request-Id: req-42\r\nX-Request-Start: t={:.3}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        now - 0.25,
+        // 300 ms ago; the header carries milliseconds, so rounding moves it
+        // by at most 0.5 ms and the worker must report at least 250 ms.
+        now - 0.3,
         body.len()
     );
     let r = common::request(w.port, raw.as_bytes());
