@@ -313,12 +313,19 @@ fn heap_exhaustion_and_runaways_cost_no_healthy_request() {
     // replaced at once.
     let leak = json!({"0": {"name": "Leak", "data": {"mb": 24}}}).to_string();
     let mut exhausted = false;
+    // Near the limit, garbage collection can stretch a leaking render past
+    // the 300 ms deadline; those answers are RenderTimeout, counted below.
+    let mut leak_timeouts = 0;
     for _ in 0..30 {
         let r = common::post(tier.port, "/batch", leak.as_bytes());
         assert_eq!(r.status, 200, "{}", r.text());
-        if r.json()["results"]["0"]["error"]["name"] == "HeapLimitExceeded" {
+        let error = &r.json()["results"]["0"]["error"]["name"];
+        if error == "HeapLimitExceeded" {
             exhausted = true;
             break;
+        }
+        if error == "RenderTimeout" {
+            leak_timeouts += 1;
         }
     }
     assert!(exhausted, "a leaking render was answered HeapLimitExceeded");
@@ -332,7 +339,7 @@ fn heap_exhaustion_and_runaways_cost_no_healthy_request() {
     tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     let stats = load.stop();
-    eprintln!("heap exhaustion under load: {stats:?}");
+    eprintln!("heap exhaustion under load: {stats:?}; leaks that timed out: {leak_timeouts}");
     assert_eq!(
         stats.failed, 0,
         "healthy requests failed: {:?}",
@@ -343,7 +350,11 @@ fn heap_exhaustion_and_runaways_cost_no_healthy_request() {
         m.contains("ssrd_worker_restarts_total{reason=\"heap_limit\"} 1"),
         "{m}"
     );
-    assert!(m.contains("ssrd_jobs_total{outcome=\"timeout\"} 1"), "{m}");
+    let timeouts = format!(
+        "ssrd_jobs_total{{outcome=\"timeout\"}} {}",
+        1 + leak_timeouts
+    );
+    assert!(m.contains(&timeouts), "{timeouts}:\n{m}");
 }
 
 #[test]

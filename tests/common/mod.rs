@@ -340,7 +340,7 @@ impl Tier {
                 Ok(line) => {
                     let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
                     std::thread::spawn(move || for _ in stdout {});
-                    return Tier {
+                    let mut tier = Tier {
                         child,
                         port: base,
                         haproxy_port: base + 1,
@@ -352,6 +352,12 @@ impl Tier {
                         stderr,
                         log: Vec::new(),
                     };
+                    // The supervisor logs each worker's entry into rotation
+                    // before its ready line, but stderr and stdout are read
+                    // by different threads: wait for the log to catch up so
+                    // worker_pids() sees every worker.
+                    tier.wait_log("worker in rotation", workers - 1, TIMEOUT);
+                    return tier;
                 }
                 Err(_) => {
                     let _ = child.kill();

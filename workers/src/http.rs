@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -91,6 +91,10 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Shutdown first: a retiring worker must not take one more
+            // connection that is ready at the same moment.
+            biased;
+            _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
@@ -116,7 +120,6 @@ pub async fn serve(
                     let _ = conn.await;
                 });
             }
-            _ = &mut shutdown => break,
         }
     }
     drop(listener);
@@ -163,6 +166,14 @@ async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
+    }
+    // A retiring worker renders nothing more: close the connection so the
+    // caller's next request (or its retry of a 503) opens a new one, which
+    // the replacement process accepts.
+    if ctx.queue.retiring() {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     Ok(response)
 }

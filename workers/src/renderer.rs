@@ -8,6 +8,7 @@
 //! safe). Requests whose caller has gone away are skipped, not rendered.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,10 @@ pub struct RenderQueue {
     stats: Arc<Mutex<Stats>>,
     /// Per-job deadline, to bound how long a caller waits for an answer.
     render_timeout: Duration,
+    /// Set by the render thread before it sends its last answer, so the
+    /// HTTP side closes that connection instead of keeping it alive for
+    /// another request this process will never render.
+    retiring: Arc<AtomicBool>,
 }
 
 impl RenderQueue {
@@ -166,6 +171,11 @@ impl RenderQueue {
     pub fn render_timeout(&self) -> Duration {
         self.render_timeout
     }
+
+    /// True once the isolate has retired (or is answering its last request).
+    pub fn retiring(&self) -> bool {
+        self.retiring.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts the render thread and waits until the bundle is loaded and warm.
@@ -180,6 +190,8 @@ pub fn start(
     let (retire_tx, retire_rx) = oneshot::channel();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let thread_stats = Arc::clone(&stats);
+    let retiring = Arc::new(AtomicBool::new(false));
+    let thread_retiring = Arc::clone(&retiring);
     let render_timeout = config.render_timeout;
     std::thread::Builder::new()
         .name("ssrd-render".into())
@@ -207,10 +219,10 @@ pub fn start(
                 events,
                 render_timeout,
                 last_heartbeat: Instant::now(),
+                retiring: &thread_retiring,
+                retire: Some(retire_tx),
             };
-            if let Some(reason) = loop_.serve(rx) {
-                let _ = retire_tx.send(reason);
-            }
+            loop_.serve(rx);
         })
         .map_err(|e| Error::io("spawning the render thread", e))?;
     let boot = ready_rx
@@ -221,6 +233,7 @@ pub fn start(
             tx,
             stats,
             render_timeout,
+            retiring,
         },
         boot,
         retire_rx,
@@ -291,18 +304,22 @@ struct RenderLoop<'a> {
     render_timeout: Duration,
     /// When the last heartbeat went out.
     last_heartbeat: Instant,
+    /// Shared with the HTTP side (`RenderQueue::retiring`).
+    retiring: &'a AtomicBool,
+    /// Fires once when the isolate must be retired; taken when it does.
+    retire: Option<oneshot::Sender<Retire>>,
 }
 
 impl RenderLoop<'_> {
     /// Serves requests until the queue closes or the isolate must retire.
-    fn serve(&mut self, mut rx: mpsc::Receiver<Request>) -> Option<Retire> {
+    fn serve(&mut self, mut rx: mpsc::Receiver<Request>) {
         loop {
             let next = self
                 .engine
                 .block_on(async { tokio::time::timeout(HEARTBEAT, rx.recv()).await });
             let request = match next {
                 Ok(Some(request)) => request,
-                Ok(None) => return None,
+                Ok(None) => return,
                 Err(_idle) => {
                     self.heartbeat();
                     continue;
@@ -312,8 +329,8 @@ impl RenderLoop<'_> {
                 continue;
             }
             self.handle(request);
-            if self.engine.heap_exhausted() {
-                return Some(Retire::HeapLimit);
+            if self.retire.is_none() {
+                return;
             }
         }
     }
@@ -356,6 +373,17 @@ impl RenderLoop<'_> {
                 "heap_used": heap.used,
                 "heap_limit": heap.limit,
             }));
+        }
+        // Retire before answering: by the time the caller (haproxy, with
+        // one request per worker) can send the next request, the HTTP side
+        // has stopped accepting and closes this connection, so that request
+        // waits in the listen backlog for the replacement process instead of
+        // being refused here.
+        if self.engine.heap_exhausted() {
+            self.retiring.store(true, Ordering::SeqCst);
+            if let Some(tx) = self.retire.take() {
+                let _ = tx.send(Retire::HeapLimit);
+            }
         }
         let _ = request.reply.send(Reply {
             results,
