@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -185,9 +185,12 @@ fn async_render_past_its_deadline_and_never_settling_promises_fail_cleanly() {
 #[test]
 fn heap_exhaustion_is_answered_then_the_worker_exits_75() {
     let mut w = Worker::faults(&["--heap-limit-mb", "64"]);
+    // One keep-alive connection, as haproxy would reuse.
+    let mut conn = TcpStream::connect(("127.0.0.1", w.port)).unwrap();
     let mut answered = None;
     for i in 0..40 {
-        let r = w.post(
+        let r = common::post_on(
+            &mut conn,
             "/batch",
             json!({"0": {"name": "Leak", "data": {"mb": 8}}, "1": {"name": "HelloWorld"}})
                 .to_string()
@@ -196,11 +199,17 @@ fn heap_exhaustion_is_answered_then_the_worker_exits_75() {
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
         let v = r.json();
         if v["results"]["0"]["statusCode"] == 500 {
-            answered = Some(v);
+            answered = Some((v, r));
             break;
         }
+        assert_eq!(r.header("connection"), None, "kept alive while healthy");
     }
-    let v = answered.expect("the leak reached the heap limit within 40 requests");
+    let (v, r) = answered.expect("the leak reached the heap limit within 40 requests");
+    // The last answer closes its connection, so the caller's next request
+    // opens a new one and waits for the replacement process.
+    assert_eq!(r.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    assert_eq!(conn.read_to_end(&mut rest).ok(), Some(0), "closed after it");
     assert_eq!(v["results"]["0"]["error"]["name"], "HeapLimitExceeded");
     assert_eq!(
         v["results"]["1"]["error"]["name"], "HeapLimitExceeded",

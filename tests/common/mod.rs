@@ -215,6 +215,39 @@ pub fn request(port: u16, raw: &[u8]) -> Resp {
     read_response(&mut stream)
 }
 
+/// POSTs on an open keep-alive connection and reads exactly one response
+/// (by its Content-Length), leaving the connection open.
+pub fn post_on(stream: &mut TcpStream, path: &str, body: &[u8]) -> Resp {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(&req).expect("send on the open connection");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(resp) = parse_response(&buf) {
+            let want = resp
+                .header("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("a Content-Length");
+            if resp.body.len() >= want {
+                return resp;
+            }
+        }
+        let n = stream.read(&mut chunk).expect("read the response");
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 pub fn read_response(stream: &mut TcpStream) -> Resp {
     let mut buf = Vec::new();
     let _ = stream.read_to_end(&mut buf);
