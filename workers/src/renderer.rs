@@ -378,7 +378,7 @@ impl RenderLoop<'_> {
         // one request per worker) can send the next request, the HTTP side
         // has stopped accepting and closes this connection, so that request
         // waits in the listen backlog for the replacement process instead of
-        // being refused here.
+        // reaching this one and being answered 503.
         if self.engine.heap_exhausted() {
             self.retiring.store(true, Ordering::SeqCst);
             if let Some(tx) = self.retire.take() {
