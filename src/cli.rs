@@ -1,13 +1,20 @@
-//! The command line: `ssrd worker`, `ssrd render`, `ssrd snapshot`.
+//! The command line: one subcommand per job of the `ssrd` binary.
 //!
-//! Flags map one to one onto `ssrd_worker::WorkerConfig`; defaults live here
-//! so `--help` shows them.
+//! `ssrd up`, `config` and `reload` take the tier's options, declared once
+//! in config.rs. `ssrd worker`, `render` and `snapshot` take the engine's
+//! and the worker's, which map one to one onto `ssrd_worker::WorkerConfig`
+//! and use the worker crate's defaults.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use ssrd_worker::defaults;
+
+use ssrd_worker::{BootConfig, WorkerConfig};
+
+use crate::config::{Config, UpArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,19 +54,23 @@ pub struct EngineArgs {
     #[arg(long, env = "SSRD_BUNDLE")]
     pub bundle: PathBuf,
     /// A job running longer than this is stopped and answered as RenderTimeout.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, default_value_t = defaults::RENDER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub render_timeout_ms: u64,
     /// The isolate's JS heap limit. A job that exhausts it is answered as
     /// HeapLimitExceeded and the worker exits with code 75 to be replaced.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=16_384))]
+    #[arg(long, default_value_t = defaults::HEAP_LIMIT_MB, value_parser = clap::value_parser!(u64).range(16..=16_384))]
     pub heap_limit_mb: u64,
     /// V8's young-generation semi-space, MiB. SSR makes lots of short-lived
     /// garbage; a larger semi-space means fewer scavenges.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, default_value_t = defaults::SEMI_SPACE_MB, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub semi_space_mb: u64,
     /// Extra V8 flags, space-separated (e.g. "--max-lazy").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub v8_flags: String,
+    /// Times each of the bundle's warm-up jobs is rendered before serving
+    /// (`ssrd render`: before the measured renders, with --repeat only).
+    #[arg(long, default_value_t = defaults::WARMUP_ROUNDS)]
+    pub warmup_rounds: u32,
 }
 
 #[derive(Args, Debug)]
@@ -77,20 +88,17 @@ pub struct WorkerArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Largest accepted request body, bytes.
-    #[arg(long, default_value_t = 5 * 1024 * 1024)]
+    #[arg(long, default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Start from this V8 snapshot of the bundle; built and written here
     /// first if missing or made from another bundle.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
-    /// Times each of the bundle's warm-up jobs is rendered before ready.
-    #[arg(long, default_value_t = 3)]
-    pub warmup_rounds: u32,
-    /// Time allowed for a client to send request headers.
-    #[arg(long, default_value_t = 10_000)]
+    /// Time allowed for a client to send request headers, ms.
+    #[arg(long, default_value_t = defaults::HEADER_TIMEOUT_MS)]
     pub header_timeout_ms: u64,
-    /// Time allowed for a client to send the request body.
-    #[arg(long, default_value_t = 30_000)]
+    /// Time allowed for a client to send the request body, ms.
+    #[arg(long, default_value_t = defaults::BODY_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
     /// After the ready line, write per-request events and a heartbeat every
     /// second as JSON lines on stdout (the supervisor reads them).
@@ -129,96 +137,6 @@ pub struct SnapshotArgs {
     pub out: PathBuf,
 }
 
-/// Options of the tier. Each can also be set in the TOML file given with
-/// --config (same names, with underscores); flags win over the file.
-#[derive(Args, Debug, Clone, Default)]
-pub struct UpArgs {
-    /// TOML file with any of the options below.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// The JS bundle every worker loads [default: js-bundle/dist/server.js]
-    #[arg(long)]
-    pub bundle: Option<PathBuf>,
-    /// Number of render workers [default: number of CPUs]
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// Address nginx listens on, the tier's public address [default: 127.0.0.1]
-    #[arg(long)]
-    pub host: Option<IpAddr>,
-    /// nginx port: where callers send /batch [default: 9000]
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// haproxy frontend port (loopback) [default: 9001]
-    #[arg(long)]
-    pub haproxy_port: Option<u16>,
-    /// First worker port; workers use consecutive ports [default: 9002]
-    #[arg(long)]
-    pub worker_base_port: Option<u16>,
-    /// haproxy stats page port (loopback) [default: 8999]
-    #[arg(long)]
-    pub stats_port: Option<u16>,
-    /// Prometheus /metrics port (loopback) [default: 9100]
-    #[arg(long)]
-    pub metrics_port: Option<u16>,
-    /// haproxy balance algorithm [default: first]
-    #[arg(long, value_enum)]
-    pub balance: Option<crate::config::Balance>,
-    /// Directory for rendered configs, sockets, pid and log files [default: $TMPDIR/ssrd]
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Per-job render deadline, ms [default: 1000]
-    #[arg(long)]
-    pub render_timeout_ms: Option<u64>,
-    /// Each worker's JS heap limit, MiB [default: 256]
-    #[arg(long)]
-    pub heap_limit_mb: Option<u64>,
-    /// Each worker's V8 young-generation semi-space, MiB [default: 16]
-    #[arg(long)]
-    pub semi_space_mb: Option<u64>,
-    /// Largest request body, MiB (buffered whole, in memory, by nginx) [default: 5]
-    #[arg(long)]
-    pub max_body_mb: Option<u64>,
-    /// Longest wait in haproxy's queue for a free worker, ms [default: 10000]
-    #[arg(long)]
-    pub queue_timeout_ms: Option<u64>,
-    /// Time a caller has to send its request, ms [default: 10000]
-    #[arg(long)]
-    pub client_timeout_ms: Option<u64>,
-    /// Longest a request may take through the tier, ms [default: 60000]
-    #[arg(long)]
-    pub upstream_timeout_ms: Option<u64>,
-    /// Recycle a worker after about this many requests (±20 %); 0 = never [default: 0]
-    #[arg(long)]
-    pub recycle_requests: Option<u64>,
-    /// Recycle a worker whose JS heap reaches this % of its limit [default: 80]
-    #[arg(long)]
-    pub recycle_heap_percent: Option<u64>,
-    /// Recycle a worker whose RSS reaches this many MiB; 0 = never [default: 1024]
-    #[arg(long)]
-    pub recycle_rss_mb: Option<u64>,
-    /// Kill a worker whose render thread is silent this long, ms [default: 10000]
-    #[arg(long)]
-    pub heartbeat_timeout_ms: Option<u64>,
-    /// On SIGTERM, how long in-flight requests may take, ms [default: 30000]
-    #[arg(long)]
-    pub shutdown_timeout_ms: Option<u64>,
-    /// Start workers from a V8 snapshot of the bundle [default: true]
-    #[arg(long)]
-    pub snapshot: Option<bool>,
-    /// Extra V8 flags for every worker, space-separated [default: none]
-    #[arg(long, allow_hyphen_values = true)]
-    pub v8_flags: Option<String>,
-    /// nginx binary [default: nginx, from PATH]
-    #[arg(long)]
-    pub nginx: Option<PathBuf>,
-    /// haproxy binary [default: haproxy, from PATH]
-    #[arg(long)]
-    pub haproxy: Option<PathBuf>,
-    /// Write nginx's JSON access log to the run dir [default: true]
-    #[arg(long)]
-    pub access_log: Option<bool>,
-}
-
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
     #[command(flatten)]
@@ -229,78 +147,62 @@ pub struct ConfigArgs {
     pub check: bool,
 }
 
-impl UpArgs {
-    /// Defaults, then the --config file, then flags.
-    pub fn resolve(&self) -> Result<crate::config::Config, String> {
-        let mut c = match &self.config {
-            Some(path) => crate::config::Config::from_file(path)?,
-            None => crate::config::Config::default(),
-        };
-        macro_rules! take {
-            ($($field:ident),*) => {
-                $( if let Some(v) = &self.$field { c.$field = v.clone(); } )*
+/// The command line, with every `ssrd up` option's default shown in its
+/// help (the defaults live in `Config::default()`, once).
+pub fn command() -> clap::Command {
+    let defaults = Config::default();
+    let with_defaults = |mut cmd: clap::Command| {
+        for name in Config::OPTION_NAMES {
+            let shown = defaults.show(name).unwrap_or_default();
+            let shown = if shown.is_empty() {
+                "none".into()
+            } else {
+                shown
             };
+            cmd = cmd.mut_arg(*name, |arg| {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                arg.help(format!("{help} [default: {shown}]"))
+            });
         }
-        take!(
-            bundle,
-            workers,
-            host,
-            port,
-            haproxy_port,
-            worker_base_port,
-            stats_port,
-            metrics_port,
-            balance,
-            run_dir,
-            render_timeout_ms,
-            heap_limit_mb,
-            max_body_mb,
-            queue_timeout_ms,
-            client_timeout_ms,
-            upstream_timeout_ms,
-            recycle_requests,
-            recycle_heap_percent,
-            recycle_rss_mb,
-            heartbeat_timeout_ms,
-            shutdown_timeout_ms,
-            snapshot,
-            v8_flags,
-            nginx,
-            haproxy,
-            access_log
-        );
-        c.validate()?;
-        Ok(c)
-    }
+        cmd
+    };
+    Cli::command()
+        .mut_subcommand("up", with_defaults)
+        .mut_subcommand("config", with_defaults)
+        .mut_subcommand("reload", with_defaults)
+}
+
+/// Parses the process's arguments (exits with clap's usage error, code 2,
+/// on bad ones).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 impl EngineArgs {
-    pub fn render_timeout(&self) -> Duration {
-        Duration::from_millis(self.render_timeout_ms)
-    }
-
-    pub fn heap_limit_bytes(&self) -> usize {
-        (self.heap_limit_mb as usize) << 20
-    }
-
-    pub fn semi_space_bytes(&self) -> usize {
-        (self.semi_space_mb as usize) << 20
+    /// How to boot an engine from these options.
+    pub fn boot_config(&self, snapshot: Option<PathBuf>, warmup_rounds: u32) -> BootConfig {
+        BootConfig {
+            bundle: self.bundle.clone(),
+            snapshot,
+            heap_limit_bytes: (self.heap_limit_mb as usize) << 20,
+            semi_space_bytes: (self.semi_space_mb as usize) << 20,
+            render_timeout: Duration::from_millis(self.render_timeout_ms),
+            warmup_rounds,
+        }
     }
 }
 
 impl WorkerArgs {
-    pub fn into_config(self) -> ssrd_worker::WorkerConfig {
-        let mut c =
-            ssrd_worker::WorkerConfig::new(self.engine.bundle.clone(), self.port.unwrap_or(0));
+    pub fn into_config(self) -> WorkerConfig {
+        let mut c = WorkerConfig::new(self.engine.bundle.clone(), self.port.unwrap_or(0));
         c.host = self.host;
         c.listen_fd = self.listen_fd;
-        c.renderer.render_timeout = self.engine.render_timeout();
-        c.renderer.heap_limit_bytes = self.engine.heap_limit_bytes();
-        c.renderer.semi_space_bytes = self.engine.semi_space_bytes();
-        c.v8_flags = self.engine.v8_flags.clone();
+        c.boot = self
+            .engine
+            .boot_config(self.snapshot, self.engine.warmup_rounds);
+        c.v8_flags = self.engine.v8_flags;
         c.events = self.events;
-        c.renderer.snapshot = self.snapshot;
-        c.renderer.warmup_rounds = self.warmup_rounds;
         c.http.max_body_bytes = self.max_body_bytes;
         c.http.header_timeout = Duration::from_millis(self.header_timeout_ms);
         c.http.body_timeout = Duration::from_millis(self.body_timeout_ms);

@@ -1,13 +1,18 @@
-//! The tier's configuration: defaults, an optional TOML file, then flags.
+//! The tier's configuration: every `ssrd up` option, declared once (see
+//! options.rs for what follows from each declaration), and the checks on it.
 //!
-//! Every option has one name, used both as the TOML key and (with dashes) as
-//! the `ssrd up` flag. Precedence: flag > file > default.
+//! Precedence: flag > TOML file (`--config`) > default. The TOML key is the
+//! option's name; the flag is the same name with dashes.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use ssrd_worker::defaults;
+
+use crate::error::{Result, UpError};
+use crate::options::{options, ShowValue};
 
 /// Which haproxy balancing algorithm spreads requests over workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -29,118 +34,110 @@ impl Balance {
     }
 }
 
-/// Everything `ssrd up` runs with. See `ssrd up --help` for each field.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// The JS bundle every worker loads.
-    pub bundle: PathBuf,
-    /// Number of render workers.
-    pub workers: usize,
-    /// Address nginx listens on (the tier's public address).
-    pub host: IpAddr,
-    /// nginx: the port callers use.
-    pub port: u16,
-    /// haproxy's frontend (nginx proxies to it; loopback only).
-    pub haproxy_port: u16,
-    /// First worker port; worker i listens on worker_base_port + i - 1.
-    pub worker_base_port: u16,
-    /// haproxy stats page.
-    pub stats_port: u16,
-    /// Prometheus metrics of the supervisor.
-    pub metrics_port: u16,
-    /// haproxy balancing algorithm.
-    pub balance: Balance,
-    /// Where rendered configs, sockets, pid files and logs go.
-    pub run_dir: PathBuf,
-    /// Per-job render deadline.
-    pub render_timeout_ms: u64,
-    /// Each worker's JS heap limit.
-    pub heap_limit_mb: u64,
-    /// Each worker's V8 young-generation semi-space (MiB).
-    pub semi_space_mb: u64,
-    /// Largest request body nginx accepts (MiB).
-    pub max_body_mb: u64,
-    /// How long a request may wait in haproxy's queue for a free worker.
-    pub queue_timeout_ms: u64,
-    /// Timeout for a caller to send a request (nginx client timeouts).
-    pub client_timeout_ms: u64,
-    /// Upper bound on one request through the tier (nginx/haproxy server side).
-    pub upstream_timeout_ms: u64,
-    /// Recycle a worker after about this many requests (±20 % jitter); 0 = never.
-    pub recycle_requests: u64,
-    /// Recycle a worker whose JS heap stays above this share of its limit (%).
-    pub recycle_heap_percent: u64,
-    /// Recycle a worker whose RSS exceeds this (MiB); 0 = never.
-    pub recycle_rss_mb: u64,
-    /// Kill a worker whose render thread has been silent this long.
-    pub heartbeat_timeout_ms: u64,
-    /// Graceful shutdown: how long in-flight requests may take to finish.
-    pub shutdown_timeout_ms: u64,
-    /// Start workers from a V8 snapshot of the bundle (built at start and on reload).
-    pub snapshot: bool,
-    /// Extra V8 flags for every worker.
-    pub v8_flags: String,
-    /// nginx binary.
-    pub nginx: PathBuf,
-    /// haproxy binary.
-    pub haproxy: PathBuf,
-    /// Write nginx's access log (JSON lines, with request ids) to the run dir.
-    pub access_log: bool,
+impl ShowValue for Balance {
+    fn show(&self) -> String {
+        self.haproxy_name().to_string()
+    }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            bundle: PathBuf::from("js-bundle/dist/server.js"),
-            workers: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            host: IpAddr::from([127, 0, 0, 1]),
-            port: 9000,
-            haproxy_port: 9001,
-            worker_base_port: 9002,
-            stats_port: 8999,
-            metrics_port: 9100,
-            balance: Balance::First,
-            run_dir: std::env::temp_dir().join("ssrd"),
-            render_timeout_ms: 1000,
-            heap_limit_mb: 256,
-            semi_space_mb: 16,
-            max_body_mb: 5,
-            queue_timeout_ms: 10_000,
-            client_timeout_ms: 10_000,
-            upstream_timeout_ms: 60_000,
-            recycle_requests: 0,
-            recycle_heap_percent: 80,
-            recycle_rss_mb: 1024,
-            heartbeat_timeout_ms: 10_000,
-            shutdown_timeout_ms: 30_000,
-            snapshot: true,
-            v8_flags: String::new(),
-            nginx: PathBuf::from("nginx"),
-            haproxy: PathBuf::from("haproxy"),
-            access_log: true,
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+options! {
+    /// The JS bundle every worker loads.
+    bundle: PathBuf = PathBuf::from("js-bundle/dist/server.js");
+    /// Number of render workers (default: one per CPU).
+    workers: usize = cpus();
+    /// Address nginx listens on: the tier's public address.
+    host: IpAddr = IpAddr::from([127, 0, 0, 1]);
+    /// nginx port: where callers send /batch.
+    port: u16 = 9000;
+    /// haproxy frontend port (loopback).
+    haproxy_port: u16 = 9001;
+    /// First worker port; worker i listens on worker_base_port + i - 1.
+    worker_base_port: u16 = 9002;
+    /// haproxy stats page port (loopback).
+    stats_port: u16 = 8999;
+    /// Prometheus /metrics port of the supervisor (loopback).
+    metrics_port: u16 = 9100;
+    /// haproxy balance algorithm.
+    #[arg(value_enum)]
+    balance: Balance = Balance::First;
+    /// Directory for rendered configs, sockets, pid and log files.
+    run_dir: PathBuf = std::env::temp_dir().join("ssrd");
+    /// Per-job render deadline, ms.
+    render_timeout_ms: u64 = defaults::RENDER_TIMEOUT_MS;
+    /// Each worker's JS heap limit, MiB.
+    heap_limit_mb: u64 = defaults::HEAP_LIMIT_MB;
+    /// Each worker's V8 young-generation semi-space, MiB.
+    semi_space_mb: u64 = defaults::SEMI_SPACE_MB;
+    /// Largest request body, MiB (nginx buffers it whole, in memory).
+    max_body_mb: u64 = (defaults::MAX_BODY_BYTES >> 20) as u64;
+    /// Longest wait in haproxy's queue for a free worker, ms.
+    queue_timeout_ms: u64 = 10_000;
+    /// Time a caller has to send its request, ms (nginx client timeouts).
+    client_timeout_ms: u64 = 10_000;
+    /// Longest a request may take through the tier, ms.
+    upstream_timeout_ms: u64 = 60_000;
+    /// Recycle a worker after about this many requests (±20 %); 0 = never.
+    recycle_requests: u64 = 0;
+    /// Recycle a worker whose JS heap reaches this % of its limit.
+    recycle_heap_percent: u64 = 80;
+    /// Recycle a worker whose RSS reaches this many MiB; 0 = never.
+    recycle_rss_mb: u64 = 1024;
+    /// Kill a worker whose render thread is silent this long, ms (at least
+    /// 2 × render timeout + 1 s).
+    heartbeat_timeout_ms: u64 = 10_000;
+    /// On SIGTERM, how long in-flight requests may take, ms.
+    shutdown_timeout_ms: u64 = 30_000;
+    /// Start workers from a V8 snapshot of the bundle.
+    snapshot: bool = true;
+    /// Extra V8 flags for every worker, space-separated.
+    #[arg(allow_hyphen_values = true)]
+    v8_flags: String = String::new();
+    /// nginx binary (a path, or a name looked up on PATH).
+    nginx: PathBuf = PathBuf::from("nginx");
+    /// haproxy binary (a path, or a name looked up on PATH).
+    haproxy: PathBuf = PathBuf::from("haproxy");
+    /// Write nginx's JSON access log to the run dir.
+    access_log: bool = true;
+}
+
+impl UpArgs {
+    /// Defaults, then the `--config` file, then flags; checked.
+    pub fn resolve(&self) -> Result<Config> {
+        let mut config = Config::default();
+        if let Some(path) = &self.config {
+            config.apply_file(ConfigFile::read(path)?);
         }
+        config.apply_args(self);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl ConfigFile {
+    /// Reads a TOML file; unknown keys are an error.
+    pub fn read(path: &Path) -> Result<ConfigFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UpError::config(format!("reading {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| UpError::config(format!("{}: {e}", path.display())))
     }
 }
 
 impl Config {
-    /// Reads a TOML file over the defaults.
-    pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     /// Checks values that would otherwise fail later and less clearly.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(UpError::config(msg));
         if self.workers == 0 || self.workers > 512 {
-            return Err(format!("workers must be 1..=512, not {}", self.workers));
+            return bad(format!("workers must be 1..=512, not {}", self.workers));
         }
         let last = u32::from(self.worker_base_port) + self.workers as u32 - 1;
         if last > u32::from(u16::MAX) {
-            return Err(format!(
+            return bad(format!(
                 "worker ports {}..{last} run past 65535",
                 self.worker_base_port
             ));
@@ -154,7 +151,7 @@ impl Config {
         ports.sort_by_key(|p| p.1);
         for pair in ports.windows(2) {
             if pair[0].1 == pair[1].1 {
-                return Err(format!(
+                return bad(format!(
                     "{} and {} are both {}",
                     pair[0].0, pair[1].0, pair[0].1
                 ));
@@ -162,22 +159,22 @@ impl Config {
         }
         for (name, port) in &ports {
             if (self.worker_base_port..=last as u16).contains(port) {
-                return Err(format!(
+                return bad(format!(
                     "{name} {port} falls inside the worker ports {}..={last}",
                     self.worker_base_port
                 ));
             }
         }
         if self.render_timeout_ms == 0 || self.heap_limit_mb < 16 || self.max_body_mb == 0 {
-            return Err(
+            return bad(
                 "render-timeout-ms must be > 0, heap-limit-mb >= 16, max-body-mb > 0".into(),
             );
         }
         if !(1..=256).contains(&self.semi_space_mb) {
-            return Err("semi-space-mb must be 1..=256".into());
+            return bad("semi-space-mb must be 1..=256".into());
         }
         if !(10..=100).contains(&self.recycle_heap_percent) {
-            return Err("recycle-heap-percent must be 10..=100".into());
+            return bad("recycle-heap-percent must be 10..=100".into());
         }
         Ok(())
     }
@@ -215,18 +212,92 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// For every option: a value unlike its default, as a flag value and as
+    /// a TOML literal, and how `Config::show` renders it.
+    const SAMPLES: &[(&str, &str, &str)] = &[
+        ("bundle", "/srv/app/b.js", "\"/srv/app/b.js\""),
+        ("workers", "7", "7"),
+        ("host", "127.0.0.2", "\"127.0.0.2\""),
+        ("port", "9500", "9500"),
+        ("haproxy_port", "9501", "9501"),
+        ("worker_base_port", "9600", "9600"),
+        ("stats_port", "9502", "9502"),
+        ("metrics_port", "9503", "9503"),
+        ("balance", "static-rr", "\"static-rr\""),
+        ("run_dir", "/tmp/ssrd-sample", "\"/tmp/ssrd-sample\""),
+        ("render_timeout_ms", "1500", "1500"),
+        ("heap_limit_mb", "512", "512"),
+        ("semi_space_mb", "8", "8"),
+        ("max_body_mb", "9", "9"),
+        ("queue_timeout_ms", "3000", "3000"),
+        ("client_timeout_ms", "4000", "4000"),
+        ("upstream_timeout_ms", "50000", "50000"),
+        ("recycle_requests", "1000", "1000"),
+        ("recycle_heap_percent", "70", "70"),
+        ("recycle_rss_mb", "2048", "2048"),
+        ("heartbeat_timeout_ms", "20000", "20000"),
+        ("shutdown_timeout_ms", "40000", "40000"),
+        ("snapshot", "false", "false"),
+        ("v8_flags", "--max-lazy", "\"--max-lazy\""),
+        ("nginx", "/opt/nginx", "\"/opt/nginx\""),
+        ("haproxy", "/opt/haproxy", "\"/opt/haproxy\""),
+        ("access_log", "false", "false"),
+    ];
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        up: UpArgs,
+    }
 
     #[test]
-    fn toml_overrides_defaults_and_rejects_unknown_keys() {
-        let c: Config = toml::from_str(
-            "workers = 3\nbalance = \"static-rr\"\nport = 9100\nmetrics_port = 9200",
-        )
-        .unwrap();
-        assert_eq!(c.workers, 3);
-        assert_eq!(c.balance, Balance::StaticRr);
-        assert_eq!(c.port, 9100);
-        assert_eq!(c.haproxy_port, 9001, "untouched keys keep defaults");
-        assert!(toml::from_str::<Config>("wrokers = 3").is_err());
+    fn the_samples_cover_every_option_with_a_non_default_value() {
+        let names: Vec<&str> = SAMPLES.iter().map(|s| s.0).collect();
+        assert_eq!(
+            names,
+            Config::OPTION_NAMES,
+            "one sample per option, in order"
+        );
+        let d = Config::default();
+        for (name, value, _) in SAMPLES {
+            assert_ne!(d.show(name).as_deref(), Some(*value), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_flag_reaches_config() {
+        let mut argv = vec!["ssrd".to_string()];
+        for (name, value, _) in SAMPLES {
+            argv.push(format!("--{}={value}", name.replace('_', "-")));
+        }
+        let config = {
+            let mut c = Config::default();
+            c.apply_args(&Cli::parse_from(&argv).up);
+            c
+        };
+        for (name, value, _) in SAMPLES {
+            assert_eq!(config.show(name).as_deref(), Some(*value), "--{name}");
+        }
+    }
+
+    #[test]
+    fn every_toml_key_reaches_config_and_flags_win() {
+        let text: String = SAMPLES
+            .iter()
+            .map(|(name, _, toml)| format!("{name} = {toml}\n"))
+            .collect();
+        let file: ConfigFile = toml::from_str(&text).unwrap();
+        let mut config = Config::default();
+        config.apply_file(file);
+        for (name, value, _) in SAMPLES {
+            assert_eq!(config.show(name).as_deref(), Some(*value), "key {name}");
+        }
+        config.apply_args(&Cli::parse_from(["ssrd", "--workers", "3"]).up);
+        assert_eq!(config.workers, 3, "a flag wins over the file");
+        assert_eq!(config.port, 9500, "the file wins over the default");
+        assert!(toml::from_str::<ConfigFile>("wrokers = 3").is_err());
     }
 
     #[test]
@@ -236,12 +307,16 @@ mod tests {
             worker_base_port: 8998,
             ..Config::default()
         };
-        assert!(c.validate().unwrap_err().contains("stats-port 8999"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .context
+            .contains("stats-port 8999"));
         let c = Config {
             metrics_port: 9000,
             ..Config::default()
         };
-        assert!(c.validate().unwrap_err().contains("both 9000"));
+        assert!(c.validate().unwrap_err().context.contains("both 9000"));
         assert!(Config {
             workers: 2,
             ..Config::default()

@@ -1,49 +1,44 @@
 //! `ssrd`: the server-side rendering tier's one binary.
 //!
-//! Thin on purpose: parse the command line and hand over. The render worker
-//! lives in the `ssrd-worker` crate (`workers/`); the supervisor's pieces
-//! are the modules below, one responsibility each.
+//! Thin on purpose: parse the command line and hand over.
+//!
+//! - [`cli`]: the subcommands and their flags; [`options`] + [`config`]:
+//!   every `ssrd up` option declared once (flag, TOML key, default);
+//! - [`up`]: checks and start-up of the tier ([`preflight`], [`templates`]
+//!   render the nginx and haproxy configs), then hands over to the
+//!   [`supervisor`], which keeps it running;
+//! - [`render_cmd`]: `ssrd render`, one render without HTTP;
+//! - [`error`]: `UpError`, the kind of failure and its exit code.
+//!
+//! The render worker (`ssrd worker`) lives in the `ssrd-worker` crate
+//! (`workers/`).
 
 mod cli;
 mod config;
-mod haproxy_api;
-mod metrics;
+mod error;
+mod options;
 mod preflight;
-mod recycle;
-mod reload;
 mod render_cmd;
-mod restart;
-mod signals;
-mod spawn;
 mod supervisor;
 mod templates;
 mod up;
 
-use clap::Parser;
-
-use cli::{Cli, Command};
+use cli::Command;
 
 fn main() {
-    let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Up(args) => with_config(&args, up::up),
-        Command::Config(args) => with_config(&args.up, |c| up::print_config(c, args.check)),
-        Command::Reload(args) => with_config(&args, |c| up::reload(&c)),
-        Command::Worker(args) => ssrd_worker::run(args.into_config(), shutdown_signal()),
-        Command::Render(args) => render_cmd::run(args),
-        Command::Snapshot(args) => snapshot(args),
+    let code = match cli::parse().command {
+        Command::Up(args) => args.resolve().map(up::up),
+        Command::Config(args) => args
+            .up
+            .resolve()
+            .and_then(|c| up::print_config(c, args.check))
+            .map(|()| 0),
+        Command::Reload(args) => args.resolve().and_then(|c| up::reload(&c)).map(|()| 0),
+        Command::Worker(args) => Ok(ssrd_worker::run(args.into_config(), shutdown_signal())),
+        Command::Render(args) => Ok(render_cmd::run(args)),
+        Command::Snapshot(args) => Ok(snapshot(args)),
     };
-    std::process::exit(code);
-}
-
-fn with_config(args: &cli::UpArgs, f: impl FnOnce(config::Config) -> i32) -> i32 {
-    match args.resolve() {
-        Ok(config) => f(config),
-        Err(e) => {
-            eprintln!("ssrd: {e}");
-            2
-        }
-    }
+    std::process::exit(code.unwrap_or_else(|e| e.report()));
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

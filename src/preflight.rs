@@ -7,9 +7,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::error::{Result, UpError};
 
 /// Finds `program` (a path, or a name looked up on PATH).
-pub fn find_binary(program: &Path, package: &str, flag: &str) -> Result<PathBuf, String> {
+pub fn find_binary(program: &Path, package: &str, flag: &str) -> Result<PathBuf> {
     let found = if program.components().count() > 1 {
         program.is_file().then(|| program.to_path_buf())
     } else {
@@ -21,15 +22,15 @@ pub fn find_binary(program: &Path, package: &str, flag: &str) -> Result<PathBuf,
         })
     };
     found.ok_or_else(|| {
-        format!(
+        UpError::setup(format!(
             "{} not found: install it (Debian/Ubuntu: `apt-get install -y {package}`) or pass {flag} PATH",
             program.display()
-        )
+        ))
     })
 }
 
 /// Every port the tier will listen on must be free now.
-pub fn ports_free(config: &Config) -> Result<(), String> {
+pub fn ports_free(config: &Config) -> Result<()> {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut wanted = vec![
         (config.host, config.port, "nginx (--port)".to_string()),
@@ -58,26 +59,26 @@ pub fn ports_free(config: &Config) -> Result<(), String> {
     }
     for (ip, port, what) in wanted {
         if let Err(e) = TcpListener::bind(SocketAddr::new(ip, port)) {
-            return Err(format!(
+            return Err(UpError::setup(format!(
                 "port {port} for {what} is not available on {ip}: {e}; free it or choose another port"
-            ));
+            )));
         }
     }
     Ok(())
 }
 
 /// Runs a config check command (`nginx -t`, `haproxy -c`) with a timeout.
-pub fn check_command(what: &str, cmd: &mut Command) -> Result<(), String> {
+pub fn check_command(what: &str, cmd: &mut Command) -> Result<()> {
     let out = run_with_timeout(cmd, Duration::from_secs(30))
-        .map_err(|e| format!("running {what}: {e}"))?;
+        .map_err(|e| UpError::setup(format!("running {what}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(UpError::setup(format!(
             "{what} rejected the generated config:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        ))
+        )))
     }
 }
 

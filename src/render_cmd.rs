@@ -8,10 +8,10 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ssrd_worker::protocol::{self, JobResult};
-use ssrd_worker::{Bundle, Engine, EngineOptions};
+use ssrd_worker::{boot, Engine};
 
 use crate::cli::RenderArgs;
 
@@ -62,17 +62,16 @@ fn render(args: &RenderArgs) -> Result<String, String> {
         (None, None) => return Err("give a component NAME or --batch FILE".into()),
     };
     ssrd_worker::js_runtime::set_v8_flags(&args.engine.v8_flags).map_err(|e| e.to_json())?;
-    let bundle = Bundle::load(&args.engine.bundle).map_err(|e| e.to_json())?;
-    let mut engine = Engine::new(
-        &bundle,
-        EngineOptions {
-            heap_limit_bytes: args.engine.heap_limit_bytes(),
-            semi_space_bytes: args.engine.semi_space_bytes(),
-            snapshot: None,
-        },
-    )
-    .map_err(|e| e.to_json())?;
-    let timeout = args.engine.render_timeout();
+    // The worker's boot: bundle, contract check and, when measuring, the
+    // same warm-up a worker does before it reports ready.
+    let rounds = if args.repeat > 1 {
+        args.engine.warmup_rounds
+    } else {
+        0
+    };
+    let (mut engine, _) =
+        boot::boot(&args.engine.boot_config(None, rounds)).map_err(|e| e.to_json())?;
+    let timeout = Duration::from_millis(args.engine.render_timeout_ms);
     let once = |engine: &mut Engine| -> Result<String, String> {
         match &work {
             Work::One { name, props } => engine
@@ -101,12 +100,6 @@ fn render(args: &RenderArgs) -> Result<String, String> {
     };
     if args.repeat == 1 {
         return once(&mut engine);
-    }
-    // Same warm-up a worker does before it reports ready.
-    for (name, props) in engine.warmup_jobs().map_err(|e| e.to_json())? {
-        for _ in 0..3 {
-            let _ = engine.render(&name, &props, None, timeout);
-        }
     }
     let mut out = String::new();
     let mut samples = Vec::with_capacity(args.repeat as usize);

@@ -5,6 +5,7 @@
 //! a value without a placeholder, is an error: a typo never ships silently.
 
 use crate::config::Config;
+use crate::error::{Result, UpError};
 
 const NGINX: &str = include_str!("../nginx/nginx.conf.tmpl");
 const HAPROXY: &str = include_str!("../haproxy/haproxy.cfg.tmpl");
@@ -15,7 +16,7 @@ pub struct Rendered {
     pub haproxy: String,
 }
 
-pub fn render(config: &Config) -> Result<Rendered, String> {
+pub fn render(config: &Config) -> Result<Rendered> {
     let run_dir = config.run_dir.display().to_string();
     let ms = |n: u64| format!("{n}ms");
     let access_log = if config.access_log {
@@ -72,19 +73,24 @@ pub fn server_name(i: usize) -> String {
 /// The haproxy backend holding the workers.
 pub const BACKEND: &str = "workers";
 
-fn fill(what: &str, template: &str, vars: &[(&str, String)]) -> Result<String, String> {
+fn fill(what: &str, template: &str, vars: &[(&str, String)]) -> Result<String> {
     let mut out = template.to_string();
     for (name, value) in vars {
         let placeholder = format!("{{{{{name}}}}}");
         if !out.contains(&placeholder) {
-            return Err(format!("{what} template has no {placeholder}"));
+            return Err(UpError::runtime(format!(
+                "{what} template has no {placeholder}"
+            )));
         }
         out = out.replace(&placeholder, value);
     }
     if let Some(at) = out.find("{{") {
         let rest = &out[at..];
         let end = rest.find("}}").map(|e| e + 2).unwrap_or(rest.len().min(40));
-        return Err(format!("{what} template: no value for {}", &rest[..end]));
+        return Err(UpError::runtime(format!(
+            "{what} template: no value for {}",
+            &rest[..end]
+        )));
     }
     Ok(out)
 }
@@ -111,9 +117,13 @@ mod tests {
 
     #[test]
     fn typos_are_errors() {
-        assert!(fill("t", "a {{x}} b", &[]).unwrap_err().contains("{{x}}"));
+        assert!(fill("t", "a {{x}} b", &[])
+            .unwrap_err()
+            .context
+            .contains("{{x}}"));
         assert!(fill("t", "a b", &[("x", "1".into())])
             .unwrap_err()
+            .context
             .contains("no {{x}}"));
     }
 }

@@ -14,42 +14,51 @@ use serde_json::json;
 use ssrd_worker::log;
 
 use crate::config::Config;
-use crate::metrics::{self, Metrics};
+use crate::error::{Result, UpError};
 use crate::preflight;
-use crate::supervisor::Supervisor;
+use crate::supervisor::haproxy_api::HaproxyApi;
+use crate::supervisor::metrics::{self, Metrics};
+use crate::supervisor::{self, Supervisor};
 use crate::templates;
 
 /// Runs the tier in the foreground; returns the exit code.
-pub fn up(mut config: Config) -> i32 {
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => return fail(1, format!("cannot find the ssrd binary itself: {e}")),
-    };
-    if let Err(e) = prepare(&mut config) {
-        return fail(1, e);
+pub fn up(config: Config) -> i32 {
+    match start(config) {
+        Ok(code) => code,
+        Err(e) => e.report(),
     }
-    let listeners = match bind_workers(&config) {
-        Ok(l) => l,
-        Err(e) => return fail(1, e),
-    };
+}
+
+fn start(mut config: Config) -> Result<i32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| UpError::setup(format!("cannot find the ssrd binary itself: {e}")))?;
+    prepare(&mut config)?;
+    let listeners = bind_workers(&config)?;
+    check_bundle(&exe, &config)?;
+    let pid_file = config.pid_file();
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .map_err(|e| UpError::setup(format!("writing {}: {e}", pid_file.display())))?;
+    let code = run(config, exe, listeners);
+    let _ = std::fs::remove_file(&pid_file);
+    code
+}
+
+/// Evaluates the bundle once, in a child process, before starting anything:
+/// a broken bundle fails `up` at once, and with snapshots on every worker
+/// then starts from the snapshot this writes.
+fn check_bundle(exe: &Path, config: &Config) -> Result<()> {
     if !config.bundle.is_file() {
-        return fail(
-            3,
-            format!(
-                "bundle {} not found (build the example with: cd js-bundle && npm ci && npm run build)",
-                config.bundle.display()
-            ),
-        );
+        return Err(UpError::bundle(format!(
+            "bundle {} not found (build the example with: cd js-bundle && npm ci && npm run build)",
+            config.bundle.display()
+        )));
     }
-    // Evaluate the bundle once, in a child process, before starting anything:
-    // a broken bundle fails `up` at once, and with snapshots on every worker
-    // then starts from the snapshot this writes.
     let out = if config.snapshot {
         config.snapshot_file()
     } else {
         config.run_dir.join("startup-check.snap")
     };
-    let mut check = Command::new(&exe);
+    let mut check = Command::new(exe);
     check
         .arg("snapshot")
         .arg("--bundle")
@@ -57,49 +66,31 @@ pub fn up(mut config: Config) -> i32 {
         .arg("--out")
         .arg(&out);
     match preflight::run_with_timeout(&mut check, Duration::from_secs(120)) {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return fail(
-                3,
-                format!(
-                    "bundle {} does not load: {}",
-                    config.bundle.display(),
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-            )
-        }
-        Err(e) => return fail(3, format!("checking the bundle: {e}")),
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(UpError::bundle(format!(
+            "bundle {} does not load: {}",
+            config.bundle.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Err(e) => Err(UpError::bundle(format!("checking the bundle: {e}"))),
     }
-    let pid_file = config.pid_file();
-    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
-        return fail(1, format!("writing {}: {e}", pid_file.display()));
-    }
-    let code = run(config, exe, listeners);
-    let _ = std::fs::remove_file(&pid_file);
-    code
 }
 
-fn run(config: Config, exe: PathBuf, listeners: Vec<std::net::TcpListener>) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+fn run(config: Config, exe: PathBuf, listeners: Vec<std::net::TcpListener>) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(1, format!("starting the runtime: {e}")),
-    };
+        .map_err(|e| UpError::runtime(format!("starting the runtime: {e}")))?;
     runtime.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // Signals first, so no SIGCHLD of an early-dying child is missed.
-        if let Err(e) = crate::signals::forward(tx.clone()) {
-            return fail(1, format!("installing signal handlers: {e}"));
-        }
+        supervisor::forward_signals(tx.clone())
+            .map_err(|e| UpError::runtime(format!("installing signal handlers: {e}")))?;
         let metrics = Metrics::new();
-        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", config.metrics_port)).await
-        {
-            Ok(l) => l,
-            Err(e) => return fail(1, format!("metrics port {}: {e}", config.metrics_port)),
-        };
-        let api = crate::haproxy_api::HaproxyApi::new(config.haproxy_socket());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.metrics_port))
+            .await
+            .map_err(|e| UpError::setup(format!("metrics port {}: {e}", config.metrics_port)))?;
+        let api = HaproxyApi::new(config.haproxy_socket());
         tokio::spawn(metrics::serve(
             listener,
             metrics.clone(),
@@ -110,14 +101,14 @@ fn run(config: Config, exe: PathBuf, listeners: Vec<std::net::TcpListener>) -> i
             "starting the tier",
             json!({"workers": config.workers, "bundle": config.bundle, "run_dir": config.run_dir}),
         );
-        Supervisor::new(config, exe, listeners, tx, metrics)
+        Ok(Supervisor::new(config, exe, listeners, tx, metrics)
             .run(rx)
-            .await
+            .await)
     })
 }
 
 /// Resolves binaries, checks ports, writes and checks the configs.
-fn prepare(config: &mut Config) -> Result<(), String> {
+fn prepare(config: &mut Config) -> Result<()> {
     config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
     config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
     config.bundle = absolute(&config.bundle);
@@ -128,36 +119,37 @@ fn prepare(config: &mut Config) -> Result<(), String> {
 }
 
 /// Binds every worker port once, for the life of the tier (spawn.rs says why).
-fn bind_workers(config: &Config) -> Result<Vec<std::net::TcpListener>, String> {
+fn bind_workers(config: &Config) -> Result<Vec<std::net::TcpListener>> {
     (0..config.workers)
         .map(|i| {
             let port = config.worker_port(i);
             std::net::TcpListener::bind(("127.0.0.1", port))
-                .map_err(|e| format!("port {port} for worker {}: {e}", i + 1))
+                .map_err(|e| UpError::setup(format!("port {port} for worker {}: {e}", i + 1)))
         })
         .collect()
 }
 
 /// Renders both configs into the run dir.
-pub fn write_configs(config: &Config) -> Result<(), String> {
+pub fn write_configs(config: &Config) -> Result<()> {
     let rendered = templates::render(config)?;
     let run = &config.run_dir;
     std::fs::create_dir_all(run.join("nginx"))
-        .map_err(|e| format!("creating {}: {e}", run.display()))?;
+        .map_err(|e| UpError::setup(format!("creating {}: {e}", run.display())))?;
     for (file, text) in [
         ("nginx.conf", &rendered.nginx),
         ("haproxy.cfg", &rendered.haproxy),
     ] {
         let path = run.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        std::fs::write(&path, text)
+            .map_err(|e| UpError::setup(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
 }
 
 /// `nginx -t` and `haproxy -c` on the written configs.
-pub fn check_configs(config: &Config) -> Result<(), String> {
+pub fn check_configs(config: &Config) -> Result<()> {
     let mut nginx = Command::new(&config.nginx);
-    nginx.arg("-t").args(crate::spawn::nginx_args(config));
+    nginx.arg("-t").args(supervisor::nginx_args(config));
     preflight::check_command("nginx -t", &mut nginx)?;
     let mut haproxy = Command::new(&config.haproxy);
     haproxy
@@ -168,66 +160,48 @@ pub fn check_configs(config: &Config) -> Result<(), String> {
 }
 
 /// `ssrd config`: print both configs, optionally checked.
-pub fn print_config(mut config: Config, check: bool) -> i32 {
+pub fn print_config(mut config: Config, check: bool) -> Result<()> {
     config.run_dir = absolute(&config.run_dir);
-    let rendered = match templates::render(&config) {
-        Ok(r) => r,
-        Err(e) => return fail(1, e),
-    };
+    let rendered = templates::render(&config)?;
     println!("# ---- {}/nginx.conf ----", config.run_dir.display());
     println!("{}", rendered.nginx);
     println!("# ---- {}/haproxy.cfg ----", config.run_dir.display());
     println!("{}", rendered.haproxy);
     if check {
-        let result = preflight::find_binary(&config.nginx, "nginx", "--nginx")
-            .and_then(|p| {
-                config.nginx = p;
-                preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")
-            })
-            .and_then(|p| {
-                config.haproxy = p;
-                write_configs(&config)
-            })
-            .and_then(|()| check_configs(&config));
-        if let Err(e) = result {
-            return fail(1, e);
-        }
+        config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
+        config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
+        write_configs(&config)?;
+        check_configs(&config)?;
         eprintln!("nginx -t and haproxy -c accept both configs");
     }
-    0
+    Ok(())
 }
 
 /// `ssrd reload`: SIGHUP to the supervisor named in the run dir's pid file.
-pub fn reload(config: &Config) -> i32 {
+pub fn reload(config: &Config) -> Result<()> {
     let pid_file = config.pid_file();
-    let pid = match std::fs::read_to_string(&pid_file) {
-        Ok(text) => match text.trim().parse::<i32>() {
-            Ok(pid) => pid,
-            Err(_) => return fail(1, format!("{} does not hold a pid", pid_file.display())),
-        },
-        Err(e) => {
-            return fail(
-                1,
-                format!(
-                    "no running ssrd found ({}: {e}); pass the --run-dir it was started with",
-                    pid_file.display()
-                ),
-            )
-        }
-    };
-    match nix::sys::signal::kill(
+    let text = std::fs::read_to_string(&pid_file).map_err(|e| {
+        UpError::setup(format!(
+            "no running ssrd found ({}: {e}); pass the --run-dir it was started with",
+            pid_file.display()
+        ))
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| UpError::setup(format!("{} does not hold a pid", pid_file.display())))?;
+    nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGHUP,
-    ) {
-        Ok(()) => {
-            eprintln!("sent SIGHUP to ssrd (pid {pid}): workers will be replaced one at a time");
-            0
-        }
-        Err(e) => fail(
-            1,
-            format!("signalling pid {pid}: {e} (stale {}?)", pid_file.display()),
-        ),
-    }
+    )
+    .map_err(|e| {
+        UpError::setup(format!(
+            "signalling pid {pid}: {e} (stale {}?)",
+            pid_file.display()
+        ))
+    })?;
+    eprintln!("sent SIGHUP to ssrd (pid {pid}): workers will be replaced one at a time");
+    Ok(())
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -238,9 +212,4 @@ fn absolute(p: &Path) -> PathBuf {
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
     }
-}
-
-fn fail(code: i32, message: String) -> i32 {
-    eprintln!("ssrd: {message}");
-    code
 }

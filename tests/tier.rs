@@ -135,6 +135,38 @@ fn promtool_accepts(metrics: &str) {
 }
 
 #[test]
+fn every_worker_option_of_ssrd_up_reaches_the_workers() {
+    let tier = Tier::start(
+        2,
+        &bundle("server.js"),
+        &[
+            "--semi-space-mb",
+            "8",
+            "--render-timeout-ms",
+            "1500",
+            "--heap-limit-mb",
+            "128",
+            "--max-body-mb",
+            "3",
+            "--v8-flags",
+            "--max-lazy",
+            "--snapshot",
+            "false",
+        ],
+    );
+    for port in &tier.worker_ports {
+        let stats = common::get(*port, "/stats").json();
+        let s = &stats["settings"];
+        assert_eq!(s["semi_space_mb"], 8, "{stats}");
+        assert_eq!(s["render_timeout_ms"], 1500, "{stats}");
+        assert_eq!(s["heap_limit_mb"], 128, "{stats}");
+        assert_eq!(s["max_body_bytes"], 3 << 20, "{stats}");
+        assert_eq!(s["v8_flags"], "--max-lazy", "{stats}");
+        assert_eq!(s["snapshot"], serde_json::Value::Null, "{stats}");
+    }
+}
+
+#[test]
 fn kill_dash_9_of_a_worker_fails_no_request() {
     let mut tier = Tier::start(2, &bundle("server.js"), &[]);
     let load = Load::start(tier.port, small_batch(), 4);
@@ -271,6 +303,16 @@ fn sigterm_answers_every_accepted_request_and_exits_0() {
         stats.failed, 0,
         "accepted but not answered: {:?}",
         stats.samples
+    );
+    // A clean stop is not a crash.
+    tier.wait_log("ssrd stopped", 0, Duration::from_secs(5));
+    let stopped = tier.log_events("worker stopped");
+    assert_eq!(stopped.len(), 2, "{stopped:?}");
+    assert!(
+        stopped
+            .iter()
+            .all(|e| e["reason"].is_null() && e["status"] == "exit code 0"),
+        "{stopped:?}"
     );
     assert!(stats.ok > 5, "{stats:?}");
     assert!(

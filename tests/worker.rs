@@ -635,7 +635,7 @@ fn events_report_each_request_and_a_heartbeat() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    let body = json!({"0": {"name": "HelloWorld"}, "1": {"name": "Nope"}, "2": {"name": "Throws"}})
+    let body = json!({"0": {"name": "HelloWorld"}, "1": {"name": "Nope"}, "2": {"name": "Throws"}, "3": {"name": 5}})
         .to_string();
     let raw = format!(
         "POST /batch HTTP/1.1\r\nHost: x\r\nX-Request-Id: req-42\r\nX-Request-Start: t={:.3}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -667,8 +667,15 @@ fn events_report_each_request_and_a_heartbeat() {
         .iter()
         .map(|j| j["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes, ["ok", "not_found", "error"]);
+    assert_eq!(outcomes, ["ok", "not_found", "error", "bad_request"]);
     assert_eq!(event["jobs"][0]["name"], "HelloWorld");
+    // /stats counts the same outcomes the same way.
+    let stats = w.get("/stats").json();
+    assert_eq!(
+        stats["jobs"],
+        json!({"ok": 1, "not_found": 1, "bad_request": 1, "error": 1, "timeout": 0}),
+        "{stats}"
+    );
     assert!(event["heap_used"].as_u64().unwrap() > 0);
     let heartbeat = loop {
         let e = w

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     Snapshot,
     /// An I/O error outside a request (binding a port, reading a file).
     Io,
+    /// The worker was configured with something it cannot use (a V8 flag
+    /// V8 does not know, an inherited fd that is not a socket).
+    Config,
     /// A bug: something the worker believed impossible happened.
     Internal,
 }
@@ -42,7 +45,11 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => 408,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unavailable => 503,
-            ErrorKind::Bundle | ErrorKind::Snapshot | ErrorKind::Io | ErrorKind::Internal => 500,
+            ErrorKind::Bundle
+            | ErrorKind::Snapshot
+            | ErrorKind::Io
+            | ErrorKind::Config
+            | ErrorKind::Internal => 500,
         }
     }
 
@@ -58,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Bundle => "BundleError",
             ErrorKind::Snapshot => "SnapshotError",
             ErrorKind::Io => "IoError",
+            ErrorKind::Config => "ConfigError",
             ErrorKind::Internal => "InternalError",
         }
     }

@@ -1,9 +1,12 @@
-//! Events for the supervisor: JSON lines on stdout after the ready line.
+//! The worker ↔ supervisor contract: the event lines a worker writes and the
+//! exit codes it ends with. Both ends use these types; nothing reads events
+//! as untyped JSON.
 //!
-//! With `--events`, the render thread reports every request (per-job
-//! component, duration and outcome, queue wait, heap) and sends a heartbeat
-//! every second while idle and between jobs. The supervisor turns these into
-//! Prometheus metrics, recycling decisions and hung-worker detection.
+//! A worker always writes its ready line ([`Ready`]) once it serves. With
+//! `--events` it then reports every request ([`Request`]: per-job component,
+//! duration and [`Outcome`], the wait before rendering, heap) and sends a
+//! [`Heartbeat`] every second while idle and between jobs. The supervisor
+//! turns these into metrics, recycling decisions and hung-worker detection.
 //!
 //! Emitting never blocks rendering: events go through a bounded channel to a
 //! writer thread; if the supervisor stops reading and the pipe fills up,
@@ -14,7 +17,157 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::job::{Failure, JobOutcome};
+
+/// Process exit codes of `ssrd worker`.
+pub mod exit_code {
+    /// Stopped on request (SIGTERM/SIGINT) after finishing in-flight work.
+    pub const OK: i32 = 0;
+    /// Could not start: bad flags, port taken, I/O error.
+    pub const FAILURE: i32 = 1;
+    /// Command-line usage error (clap).
+    pub const USAGE: i32 = 2;
+    /// The bundle failed to load, evaluate, honour the contract or warm up.
+    pub const BUNDLE: i32 = 3;
+    /// A render exhausted the JS heap. The job was answered; the process
+    /// exited so that it can be replaced with a fresh one (EX_TEMPFAIL).
+    pub const HEAP_LIMIT: i32 = 75;
+}
+
+/// One line a worker writes on stdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The worker serves from now on.
+    Ready(Ready),
+    /// One request was rendered.
+    Request(Request),
+    /// The render thread is alive.
+    Heartbeat(Heartbeat),
+}
+
+/// The ready line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ready {
+    /// Always true: lets scripts test `ready` without knowing the tag.
+    pub ready: bool,
+    /// The port the worker serves on (the one bound when `--port 0`).
+    pub port: u16,
+    /// The worker's process id.
+    pub pid: u32,
+    /// Isolate plus bundle (or snapshot), ms.
+    pub boot_ms: f64,
+    /// Warm-up renders, ms.
+    pub warmup_ms: f64,
+    /// Where the isolate came from: "none", "built" or "loaded".
+    pub snapshot: String,
+    /// Resident memory once ready.
+    pub rss_bytes: u64,
+}
+
+/// One rendered request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// X-Request-Id (from nginx) or one the worker made up.
+    pub id: String,
+    /// How long the request waited before its render started: since nginx
+    /// received it when X-Request-Start is present, else since the worker
+    /// read it.
+    pub wait_ms: f64,
+    /// Time spent rendering all jobs.
+    pub render_ms: f64,
+    /// One entry per job, in request order.
+    pub jobs: Vec<JobEvent>,
+    /// JS heap in use after the request.
+    pub heap_used: u64,
+    /// The heap limit.
+    pub heap_limit: u64,
+}
+
+/// One job of a rendered request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEvent {
+    /// The component name (none when the job had no valid name).
+    pub name: Option<String>,
+    /// Milliseconds spent on the job.
+    pub ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// The render thread is alive, with its memory figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// JS heap in use.
+    pub heap_used: u64,
+    /// The heap limit.
+    pub heap_limit: u64,
+    /// Resident memory of the process.
+    pub rss: u64,
+    /// Requests rendered so far.
+    pub requests: u64,
+    /// Events dropped because the supervisor did not read fast enough.
+    pub dropped_events: u64,
+}
+
+/// How one job ended, as counted in `/stats` and in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Rendered.
+    Ok,
+    /// The bundle does not know the component (status 404).
+    NotFound,
+    /// The job was malformed (status 400).
+    BadRequest,
+    /// The render ran past its deadline.
+    Timeout,
+    /// Any other failure: a throw, heap exhaustion, a host error.
+    Error,
+}
+
+impl Outcome {
+    /// Every outcome, in the order metrics and `/stats` list them.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::NotFound,
+        Outcome::BadRequest,
+        Outcome::Error,
+        Outcome::Timeout,
+    ];
+
+    /// The label in metrics, events and `/stats`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NotFound => "not_found",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// How `outcome` is counted.
+    pub fn of(outcome: &JobOutcome) -> Outcome {
+        match outcome {
+            Ok(_) => Outcome::Ok,
+            Err(e) if e.failure == Some(Failure::RenderTimeout) => Outcome::Timeout,
+            Err(e) if e.status == 404 => Outcome::NotFound,
+            Err(e) if e.status == 400 => Outcome::BadRequest,
+            Err(_) => Outcome::Error,
+        }
+    }
+
+    /// Its position in [`Outcome::ALL`], for counters kept in an array.
+    pub fn index(self) -> usize {
+        Outcome::ALL
+            .iter()
+            .position(|o| *o == self)
+            .unwrap_or_default()
+    }
+}
 
 /// Where the render thread sends events. Cheap to clone.
 #[derive(Clone, Default)]
@@ -62,9 +215,11 @@ impl EventSink {
     }
 
     /// Queues one event; never blocks.
-    pub fn emit(&self, event: Value) {
+    pub fn emit(&self, event: &Event) {
         let Some(tx) = &self.tx else { return };
-        let mut line = event.to_string();
+        let Ok(mut line) = serde_json::to_string(event) else {
+            return;
+        };
         line.push('\n');
         match tx.try_send(line) {
             Ok(()) => {}
@@ -77,5 +232,68 @@ impl EventSink {
     /// How many events were dropped so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobError, Rendered};
+
+    #[test]
+    fn events_round_trip_with_their_tag() {
+        let e = Event::Request(Request {
+            id: "r1".into(),
+            wait_ms: 1.5,
+            render_ms: 2.0,
+            jobs: vec![JobEvent {
+                name: Some("A".into()),
+                ms: 2.0,
+                outcome: Outcome::BadRequest,
+            }],
+            heap_used: 10,
+            heap_limit: 20,
+        });
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.starts_with(r#"{"event":"request","#), "{line}");
+        assert!(line.contains(r#""outcome":"bad_request""#), "{line}");
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+        let ready = r#"{"event":"ready","ready":true,"port":1,"pid":2,"boot_ms":1.0,"warmup_ms":2.0,"snapshot":"none","rss_bytes":3}"#;
+        assert!(matches!(
+            serde_json::from_str::<Event>(ready).unwrap(),
+            Event::Ready(Ready { port: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn outcomes_have_one_label_each() {
+        let labels: Vec<&str> = Outcome::ALL.iter().map(|o| o.label()).collect();
+        assert_eq!(
+            labels,
+            ["ok", "not_found", "bad_request", "error", "timeout"]
+        );
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::ALL[o.index()], o);
+            let json = serde_json::to_string(&o).unwrap();
+            assert_eq!(json, format!("\"{}\"", o.label()));
+        }
+        let ok: JobOutcome = Ok(Rendered {
+            html: String::new(),
+            meta: None,
+        });
+        assert_eq!(Outcome::of(&ok), Outcome::Ok);
+        let err = |e: JobError| Outcome::of(&Err(e));
+        assert_eq!(err(Failure::RenderTimeout.error("t")), Outcome::Timeout);
+        assert_eq!(err(Failure::BadRequest.error("b")), Outcome::BadRequest);
+        assert_eq!(
+            err(JobError::new(404, "ReferenceError", "x")),
+            Outcome::NotFound
+        );
+        assert_eq!(err(Failure::HeapLimitExceeded.error("h")), Outcome::Error);
+        // A bundle's own error named like a host failure is still an error.
+        assert_eq!(
+            err(JobError::new(500, "RenderTimeout", "x")),
+            Outcome::Error
+        );
     }
 }

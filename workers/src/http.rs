@@ -5,7 +5,7 @@
 //! - `POST /render/{name}`: props as the body, HTML back (`text/html`), or a
 //!   JSON error with the job's status;
 //! - `GET /health`: 200 while the worker takes work;
-//! - `GET /stats`: counters, heap and RSS as JSON (read by the supervisor).
+//! - `GET /stats`: counters, heap and RSS as JSON, for operators.
 //!
 //! Every phase is bounded: header read, body read, and the wait for the
 //! render thread. Bodies over the limit get 413 before they are read.
@@ -27,9 +27,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 
+use crate::defaults;
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::Outcome;
 use crate::log;
 use crate::markup;
+use crate::procfs;
 use crate::protocol::{self, Job, JobResult, JobSpec};
 use crate::renderer::{Origin, RenderQueue};
 
@@ -44,15 +47,19 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// On shutdown, how long in-flight requests may take to finish.
     pub drain_timeout: Duration,
+    /// The worker's effective settings, shown at `/stats` so an operator
+    /// (or a test) sees what the process actually runs with.
+    pub settings: serde_json::Value,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            max_body_bytes: 5 * 1024 * 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            header_timeout: Duration::from_millis(defaults::HEADER_TIMEOUT_MS),
+            body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
             drain_timeout: Duration::from_secs(30),
+            settings: serde_json::Value::Null,
         }
     }
 }
@@ -385,36 +392,22 @@ fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> Respo
 
 fn stats_json(ctx: &Ctx) -> String {
     let stats = ctx.queue.stats();
+    let jobs: serde_json::Map<String, serde_json::Value> = Outcome::ALL
+        .iter()
+        .map(|o| (o.label().to_string(), stats.jobs(*o).into()))
+        .collect();
     json!({
         "pid": std::process::id(),
         "uptime_s": ctx.started.elapsed().as_secs_f64(),
         "render_timeout_ms": ctx.queue.render_timeout().as_millis() as u64,
-        "rss_bytes": rss_bytes(),
+        "rss_bytes": procfs::rss_bytes(),
         "requests": stats.requests,
-        "jobs": {
-            "ok": stats.jobs_ok,
-            "not_found": stats.jobs_not_found,
-            "error": stats.jobs_error,
-            "timeout": stats.jobs_timeout,
-        },
+        "jobs": jobs,
         "heap": stats.heap,
         "busy": stats.busy,
+        "settings": ctx.config.settings,
     })
     .to_string()
-}
-
-/// Resident set size from /proc (Linux), 0 where unavailable.
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 fn timing_headers(response: &mut Response<Body>, queue_ms: f64, render_ms: f64) {

@@ -17,7 +17,7 @@ use deno_core::v8;
 use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{JobError, Rendered};
+use crate::job::{Failure, JobError, Rendered};
 use crate::watchdog::Watchdog;
 use crate::web_apis;
 
@@ -32,7 +32,7 @@ pub fn set_v8_flags(flags: &str) -> Result<()> {
     let rest = deno_core::v8_set_flags(args);
     if rest.len() > 1 {
         return Err(Error::new(
-            ErrorKind::BadRequest,
+            ErrorKind::Config,
             format!("V8 does not know these flags: {}", rest[1..].join(" ")),
         ));
     }
@@ -211,11 +211,9 @@ impl Engine {
             Step::Done(result) => result,
             Step::TimedOut => Err(timeout_error(timeout)),
             Step::Terminated | Step::Pending(_) if fired => Err(timeout_error(timeout)),
-            Step::Terminated | Step::Pending(_) => Err(JobError::host(
-                500,
-                "InternalError",
-                "the render was terminated for no known reason",
-            )),
+            Step::Terminated | Step::Pending(_) => {
+                Err(Failure::InternalError.error("the render was terminated for no known reason"))
+            }
         }
     }
 
@@ -255,11 +253,9 @@ impl Engine {
         v8::tc_scope!(let tc, scope);
         let (Some(name_v), Some(props_v)) = (v8::String::new(tc, name), v8::String::new(tc, props))
         else {
-            return Step::Done(Err(JobError::host(
-                400,
-                "BadRequest",
-                "name or props too large for V8",
-            )));
+            return Step::Done(Err(
+                Failure::BadRequest.error("name or props too large for V8")
+            ));
         };
         let meta_v: v8::Local<v8::Value> = match metadata.map(|m| v8::String::new(tc, m)) {
             Some(Some(m)) => m.into(),
@@ -276,11 +272,9 @@ impl Engine {
                     .exception()
                     .map(|e| e.to_rust_string_lossy(tc))
                     .unwrap_or_else(|| "unknown exception".into());
-                Step::Done(Err(JobError::host(
-                    500,
-                    "InternalError",
-                    format!("render glue threw: {msg}"),
-                )))
+                Step::Done(Err(
+                    Failure::InternalError.error(format!("render glue threw: {msg}"))
+                ))
             }
         }
     }
@@ -308,7 +302,7 @@ impl Engine {
                 if self.heap_exhausted.get() {
                     return Step::Terminated;
                 }
-                Step::Done(Err(JobError::host(
+                Step::Done(Err(JobError::new(
                     500,
                     "Error",
                     if msg.contains("event loop has already resolved") {
@@ -397,11 +391,7 @@ fn read_answer<'s>(
         });
     }
     let Ok(obj) = v8::Local::<v8::Object>::try_from(value) else {
-        return Err(JobError::host(
-            500,
-            "InternalError",
-            "render glue returned a non-object",
-        ));
+        return Err(Failure::InternalError.error("render glue returned a non-object"));
     };
     if let Some(html) = get_prop(scope, obj, "html").filter(|v| v.is_string()) {
         let meta = get_prop(scope, obj, "meta")
@@ -421,7 +411,7 @@ fn read_answer<'s>(
         .map(|v| v.to_rust_string_lossy(scope))
         .unwrap_or_default();
     let mut error = serde_json::from_str::<JobError>(&error_json).unwrap_or_else(|_| {
-        JobError::host(
+        JobError::new(
             500,
             "Error",
             format!("unreadable error from the bundle: {error_json}"),
@@ -432,22 +422,15 @@ fn read_answer<'s>(
 }
 
 fn timeout_error(timeout: Duration) -> JobError {
-    JobError::host(
-        500,
-        "RenderTimeout",
-        format!(
-            "render ran past its {} ms limit and was stopped",
-            timeout.as_millis()
-        ),
-    )
+    Failure::RenderTimeout.error(format!(
+        "render ran past its {} ms limit and was stopped",
+        timeout.as_millis()
+    ))
 }
 
 fn heap_error() -> JobError {
-    JobError::host(
-        500,
-        "HeapLimitExceeded",
-        "render exhausted the worker's JS heap; the worker will be replaced",
-    )
+    Failure::HeapLimitExceeded
+        .error("render exhausted the worker's JS heap; the worker will be replaced")
 }
 
 /// When V8 nears the heap limit it would abort the whole process. Instead:

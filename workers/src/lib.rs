@@ -1,9 +1,19 @@
 //! The ssrd render worker.
 //!
 //! One process, one V8 isolate (deno_core) holding a JS bundle, one request
-//! at a time. The pieces, one file each:
+//! at a time. A request's path through the crate:
 //!
+//! [`http`] reads it (limits, timeouts) → [`protocol`] parses Hypernova's
+//! `/batch` wire format into [`job`]s → [`renderer`] hands them to the one
+//! render thread → [`js_runtime`] calls the bundle in V8, bounded by the
+//! [`watchdog`] → back the same way, with [`events`] for the supervisor.
+//!
+//! The pieces, one file each:
+//!
+//! - [`config`]: what a worker runs with; [`defaults`]: the defaults;
+//! - [`boot`]: bundle or snapshot → engine → warm-up (also `ssrd render`);
 //! - [`js_runtime`]: the isolate, the bundle, the render call, heap guard;
+//! - [`job`]: a job's result or failure, as the engine produces them;
 //! - [`web_apis`]: the web APIs bundles get (from deno_web) and nothing more;
 //! - [`watchdog`]: ends renders that run past their deadline;
 //! - [`snapshot`]: V8 startup snapshots of the evaluated bundle;
@@ -11,17 +21,23 @@
 //! - [`http`]: the HTTP/1.1 server (hyper) and its routes;
 //! - [`protocol`]: Hypernova's `/batch` wire format;
 //! - [`markup`]: Hypernova's placement markup (server HTML or fallback);
-//! - [`events`]: per-request events and heartbeats for the supervisor;
+//! - [`events`]: the supervisor contract: event lines and exit codes;
+//! - [`procfs`]: what the process reads about itself (RSS);
 //! - [`error`], [`log`]: one error type; JSON-lines logs.
 //!
 //! [`run`] ties them together for `ssrd worker`.
 
+pub mod boot;
+pub mod config;
+pub mod defaults;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod job;
 pub mod js_runtime;
 pub mod log;
 pub mod markup;
+pub mod procfs;
 pub mod protocol;
 pub mod renderer;
 pub mod snapshot;
@@ -29,71 +45,15 @@ pub mod watchdog;
 pub mod web_apis;
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use serde_json::json;
 
+pub use boot::BootConfig;
+pub use config::WorkerConfig;
 pub use error::{Error, ErrorKind, Result};
+pub use events::exit_code;
 pub use js_runtime::{Bundle, Engine, EngineOptions};
-pub use renderer::RendererConfig;
-
-/// Process exit codes of `ssrd worker`, part of the supervisor contract.
-pub mod exit_code {
-    /// Stopped on request (SIGTERM/SIGINT) after finishing in-flight work.
-    pub const OK: i32 = 0;
-    /// Could not start: bad flags, port taken, I/O error.
-    pub const FAILURE: i32 = 1;
-    /// The bundle failed to load, evaluate, honour the contract or warm up.
-    pub const BUNDLE: i32 = 3;
-    /// A render exhausted the JS heap. The job was answered; the process
-    /// exited so that it can be replaced with a fresh one (EX_TEMPFAIL).
-    pub const HEAP_LIMIT: i32 = 75;
-}
-
-/// Everything `ssrd worker` is configured with.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// Address to bind; loopback unless the operator says otherwise.
-    pub host: IpAddr,
-    /// Port to bind; 0 picks a free one (reported in the ready line).
-    pub port: u16,
-    /// A listening socket inherited from the supervisor, instead of binding.
-    /// The supervisor keeps its own copy open, so connections that arrive
-    /// while this process is dead or restarting wait in the kernel's accept
-    /// queue for the next worker instead of being refused.
-    pub listen_fd: Option<i32>,
-    /// Render thread settings (bundle, snapshot, limits, warm-up).
-    pub renderer: RendererConfig,
-    /// HTTP limits.
-    pub http: http::HttpConfig,
-    /// Extra V8 flags for this process, space-separated.
-    pub v8_flags: String,
-    /// Emit per-request events and heartbeats on stdout (for the supervisor).
-    pub events: bool,
-}
-
-impl WorkerConfig {
-    pub fn new(bundle: PathBuf, port: u16) -> Self {
-        WorkerConfig {
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port,
-            listen_fd: None,
-            renderer: RendererConfig {
-                bundle,
-                snapshot: None,
-                heap_limit_bytes: 256 << 20,
-                semi_space_bytes: 16 << 20,
-                render_timeout: Duration::from_millis(1000),
-                warmup_rounds: 3,
-            },
-            http: http::HttpConfig::default(),
-            v8_flags: String::new(),
-            events: false,
-        }
-    }
-}
 
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
 /// Prints one JSON line to stdout when ready. Returns the exit code.
@@ -115,7 +75,9 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     } else {
         events::EventSink::disabled()
     };
-    let (queue, boot, retire) = match renderer::start(config.renderer.clone(), events.clone()) {
+    let mut http_config = config.http.clone();
+    http_config.settings = config.settings();
+    let (queue, boot, retire) = match renderer::start(config.boot.clone(), events.clone()) {
         Ok(ok) => ok,
         Err(e) => {
             log::error("worker failed to start", json!({"error": e.to_string()}));
@@ -150,25 +112,27 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
                 return exit_code::FAILURE;
             }
         };
-        let ready = json!({
-            "ready": true,
-            "port": local,
-            "pid": std::process::id(),
-            "boot_ms": round3(boot.boot_ms),
-            "warmup_ms": round3(boot.warmup_ms),
-            "snapshot": boot.snapshot,
-            "rss_bytes": http::rss_bytes(),
-        });
+        let ready = events::Ready {
+            ready: true,
+            port: local,
+            pid: std::process::id(),
+            boot_ms: round3(boot.boot_ms),
+            warmup_ms: round3(boot.warmup_ms),
+            snapshot: boot.snapshot.to_string(),
+            rss_bytes: procfs::rss_bytes(),
+        };
+        let event = events::Event::Ready(ready);
         // The ready line goes through the event writer when events are on,
         // so it is never interleaved with (or overtaken by) an event.
         if events.enabled() {
-            events.emit(ready.clone());
+            events.emit(&event);
         } else {
             use std::io::Write;
             // A closed stdout must not take the worker down.
-            let _ = writeln!(std::io::stdout().lock(), "{ready}");
+            let line = serde_json::to_string(&event).unwrap_or_default();
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
-        log::info("worker ready", ready);
+        log::info("worker ready", serde_json::to_value(&event).unwrap_or_default());
         let (retire_tx, retire_rx) = tokio::sync::oneshot::channel();
         let stop = async move {
             tokio::select! {
@@ -181,7 +145,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
                 }
             }
         };
-        http::serve(listener, queue, config.http, stop).await;
+        http::serve(listener, queue, http_config, stop).await;
         if retire_rx.await.is_ok() {
             exit_code::HEAP_LIMIT
         } else {

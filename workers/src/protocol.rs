@@ -1,4 +1,4 @@
-//! The Hypernova `/batch` wire format (see `shared/docs/protocol.md`).
+//! The Hypernova `/batch` wire format (see `docs/protocol.md`).
 //!
 //! Parsing is strict about the envelope and lenient about jobs: a body that
 //! is not a JSON object of jobs fails the whole batch (400), while one bad job
@@ -10,10 +10,11 @@
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
+use crate::job::{Failure, JobError, JobOutcome, Rendered};
 
 /// One parsed job of a batch, in request order.
 #[derive(Debug)]
@@ -35,47 +36,6 @@ pub struct JobSpec {
     pub metadata: Option<Box<RawValue>>,
 }
 
-/// A job-level failure in Hypernova's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobError {
-    /// Error class name, e.g. "ReferenceError", "RenderTimeout".
-    pub name: String,
-    /// Hypernova only sets `type` for thrown non-Error values.
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
-    pub kind: Option<String>,
-    /// Usually a string; a thrown non-Error value is passed through as is
-    /// (boxed: a `Value` is large and errors travel inside every `Result`).
-    pub message: Box<serde_json::Value>,
-    /// The JS stack split at each "\n    ".
-    #[serde(default)]
-    pub stack: Vec<String>,
-    /// The job's HTTP-like status (not serialised inside `error`).
-    #[serde(skip)]
-    pub status: u16,
-}
-
-impl JobError {
-    /// An error raised by the host (not thrown by the bundle).
-    pub fn host(status: u16, name: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        JobError {
-            name: name.to_string(),
-            kind: None,
-            stack: vec![format!("{name}: {message}")],
-            message: Box::new(serde_json::Value::String(message)),
-            status,
-        }
-    }
-
-    /// Hypernova's message for an unknown component, when the host decides it.
-    pub fn message_text(&self) -> String {
-        match &*self.message {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-}
-
 /// The outcome of one job, ready to be serialised into `results`.
 #[derive(Debug)]
 pub struct JobResult {
@@ -84,21 +44,12 @@ pub struct JobResult {
     /// The component name as sent (null when the job had none).
     pub name: Option<String>,
     /// The HTML, or the error that prevented it.
-    pub outcome: std::result::Result<Rendered, JobError>,
+    pub outcome: JobOutcome,
     /// Milliseconds spent on this job.
     pub duration_ms: f64,
     /// Hypernova placement markup for this job (server HTML, or the
     /// fallback), when the caller asked for it; sent as `meta.markup`.
     pub markup: Option<String>,
-}
-
-/// A successful render.
-#[derive(Debug)]
-pub struct Rendered {
-    /// The markup the component produced.
-    pub html: String,
-    /// `meta` as JSON text (`{}` unless the bundle returned some).
-    pub meta: Option<String>,
 }
 
 impl JobResult {
@@ -165,14 +116,10 @@ fn check_props(raw: Box<RawValue>) -> std::result::Result<Box<RawValue>, JobErro
     match text.as_bytes().first() {
         Some(b'{') => Ok(raw),
         Some(b'n') => Ok(empty_props()),
-        _ => Err(JobError::host(
-            400,
-            "BadRequest",
-            format!(
-                "props must be a JSON object (or null); got {}",
-                json_type_name(text)
-            ),
-        )),
+        _ => Err(Failure::BadRequest.error(format!(
+            "props must be a JSON object (or null); got {}",
+            json_type_name(text)
+        ))),
     }
 }
 
@@ -238,11 +185,9 @@ impl JobWire {
     fn into_spec(self, token: &str) -> std::result::Result<JobSpec, JobError> {
         let (name, data, metadata) = match self {
             JobWire::NotAnObject(kind) => {
-                return Err(JobError::host(
-                    400,
-                    "BadRequest",
-                    format!("job {token:?} must be an object {{name, data, metadata}}; got {kind}"),
-                ))
+                return Err(Failure::BadRequest.error(format!(
+                    "job {token:?} must be an object {{name, data, metadata}}; got {kind}"
+                )))
             }
             JobWire::Object {
                 name,
@@ -253,27 +198,19 @@ impl JobWire {
         let name = match name {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
             Some(serde_json::Value::String(_)) => {
-                return Err(JobError::host(
-                    400,
-                    "BadRequest",
-                    format!("job {token:?} has an empty \"name\""),
-                ))
+                return Err(
+                    Failure::BadRequest.error(format!("job {token:?} has an empty \"name\""))
+                )
             }
             Some(_) => {
-                return Err(JobError::host(
-                    400,
-                    "BadRequest",
-                    format!(
-                        "job {token:?}: \"name\" must be a string naming a registered component"
-                    ),
-                ))
+                return Err(Failure::BadRequest.error(format!(
+                    "job {token:?}: \"name\" must be a string naming a registered component"
+                )))
             }
             None => {
-                return Err(JobError::host(
-                    400,
-                    "BadRequest",
-                    format!("job {token:?} has no \"name\" (the registered component to render)"),
-                ))
+                return Err(Failure::BadRequest.error(format!(
+                    "job {token:?} has no \"name\" (the registered component to render)"
+                )))
             }
         };
         let props = match data {
@@ -531,7 +468,7 @@ mod tests {
             JobResult {
                 token: "1".into(),
                 name: None,
-                outcome: Err(JobError::host(404, "ReferenceError", "nope")),
+                outcome: Err(JobError::new(404, "ReferenceError", "nope")),
                 duration_ms: 0.1,
                 markup: Some("<div>m</div>".into()),
             },
@@ -614,7 +551,7 @@ mod tests {
                     let results: Vec<JobResult> = jobs.into_iter().map(|j| JobResult {
                         token: j.token,
                         name: j.spec.as_ref().ok().map(|s| s.name.clone()),
-                        outcome: Err(j.spec.err().unwrap_or_else(|| JobError::host(500, "Error", "x"))),
+                        outcome: Err(j.spec.err().unwrap_or_else(|| JobError::new(500, "Error", "x"))),
                         duration_ms: 0.0,
                         markup: None,
                     }).collect();

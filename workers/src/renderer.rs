@@ -7,48 +7,19 @@
 //! promise made to bundle authors (module-level globals and singletons are
 //! safe). Requests whose caller has gone away are skipped, not rendered.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use serde_json::json;
-
+use crate::boot::{self, ms, Boot, BootConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::EventSink;
-use crate::js_runtime::{Bundle, Engine, EngineOptions, HeapStats};
-use crate::protocol::{Job, JobError, JobResult};
-use crate::snapshot;
-
-/// What the render thread needs to start.
-#[derive(Debug, Clone)]
-pub struct RendererConfig {
-    /// The bundle to evaluate.
-    pub bundle: PathBuf,
-    /// Snapshot cache file: used if current, else built and written.
-    pub snapshot: Option<PathBuf>,
-    /// V8 heap limit for the isolate, bytes.
-    pub heap_limit_bytes: usize,
-    /// V8 young-generation semi-space, bytes.
-    pub semi_space_bytes: usize,
-    /// Per-job deadline enforced by the watchdog.
-    pub render_timeout: Duration,
-    /// How many times each of the bundle's warm-up jobs is rendered.
-    pub warmup_rounds: u32,
-}
-
-/// How the worker booted, for its ready line.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Boot {
-    /// From process start of the render thread to the isolate holding the bundle.
-    pub boot_ms: f64,
-    /// Time spent rendering warm-up jobs.
-    pub warmup_ms: f64,
-    /// "loaded", "built" or "none".
-    pub snapshot: &'static str,
-}
+use crate::events::{self, Event, EventSink, JobEvent, Outcome};
+use crate::job::Failure;
+use crate::js_runtime::{Engine, HeapStats};
+use crate::procfs;
+use crate::protocol::{Job, JobResult};
 
 /// Why the render thread stopped taking work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,19 +29,23 @@ pub enum Retire {
 }
 
 /// Counters and gauges the HTTP side reports at `/stats`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Stats {
     /// Requests rendered (batches and single renders).
     pub requests: u64,
-    /// Jobs rendered, by outcome.
-    pub jobs_ok: u64,
-    pub jobs_not_found: u64,
-    pub jobs_error: u64,
-    pub jobs_timeout: u64,
+    /// Jobs rendered, by outcome (indexed by `Outcome::index`).
+    pub jobs: [u64; Outcome::ALL.len()],
     /// V8 heap after the last request.
     pub heap: HeapStats,
     /// True while a request is being rendered.
     pub busy: bool,
+}
+
+impl Stats {
+    /// Jobs that ended with `outcome`.
+    pub fn jobs(&self, outcome: Outcome) -> u64 {
+        self.jobs[outcome.index()]
+    }
 }
 
 /// How often the render thread reports it is alive (idle or between jobs).
@@ -182,7 +157,7 @@ impl RenderQueue {
 /// Returns the queue, how boot went, and a receiver that fires if the thread
 /// retires the isolate (the process should then exit and be replaced).
 pub fn start(
-    config: RendererConfig,
+    config: BootConfig,
     events: EventSink,
 ) -> Result<(RenderQueue, Boot, oneshot::Receiver<Retire>)> {
     let (tx, rx) = mpsc::channel::<Request>(64);
@@ -196,23 +171,17 @@ pub fn start(
     std::thread::Builder::new()
         .name("ssrd-render".into())
         .spawn(move || {
-            let started = Instant::now();
-            let (mut engine, mut boot) = match boot(&config) {
-                Ok(ok) => ok,
+            let mut engine = match boot::boot(&config) {
+                Ok((engine, boot)) => {
+                    let _ = ready_tx.send(Ok(boot));
+                    engine
+                }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
-            boot.boot_ms = ms(started.elapsed());
-            let warm = Instant::now();
-            if let Err(e) = warm_up(&mut engine, &config) {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-            boot.warmup_ms = ms(warm.elapsed());
-            update_heap(&mut engine, &thread_stats);
-            let _ = ready_tx.send(Ok(boot));
+            lock(&thread_stats).heap = engine.heap_stats();
             let mut loop_ = RenderLoop {
                 engine,
                 stats: &thread_stats,
@@ -238,58 +207,6 @@ pub fn start(
         boot,
         retire_rx,
     ))
-}
-
-fn boot(config: &RendererConfig) -> Result<(Engine, Boot)> {
-    let bundle = Bundle::load(&config.bundle)?;
-    let (snapshot, origin) = match &config.snapshot {
-        Some(path) => {
-            let (blob, origin) = snapshot::load_or_build(path, &bundle)?;
-            (
-                Some(blob),
-                match origin {
-                    snapshot::Origin::Loaded => "loaded",
-                    snapshot::Origin::Built => "built",
-                },
-            )
-        }
-        None => (None, "none"),
-    };
-    let engine = Engine::new(
-        &bundle,
-        EngineOptions {
-            heap_limit_bytes: config.heap_limit_bytes,
-            semi_space_bytes: config.semi_space_bytes,
-            snapshot,
-        },
-    )?;
-    Ok((
-        engine,
-        Boot {
-            boot_ms: 0.0,
-            warmup_ms: 0.0,
-            snapshot: origin,
-        },
-    ))
-}
-
-/// Renders the bundle's warm-up jobs so V8 has compiled and optimised the
-/// hot paths before the first real request. A bundle whose own warm-up jobs
-/// fail is broken: the worker refuses to become ready.
-fn warm_up(engine: &mut Engine, config: &RendererConfig) -> Result<()> {
-    let jobs = engine.warmup_jobs()?;
-    for _ in 0..config.warmup_rounds {
-        for (name, props) in &jobs {
-            if let Err(e) = engine.render(name, props, None, config.render_timeout) {
-                return Err(Error::bundle(format!(
-                    "warm-up render of {name:?} failed: {}: {}",
-                    e.name,
-                    e.message_text()
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The render thread's state while it serves.
@@ -337,11 +254,13 @@ impl RenderLoop<'_> {
 
     fn handle(&mut self, request: Request) {
         let picked = Instant::now();
+        let queue_ms = ms(picked.duration_since(request.enqueued));
         let wait_ms = request
             .origin
             .started_at
-            .map(|t| (unix_now() - t).max(0.0) * 1000.0);
-        set_busy(self.stats, true);
+            .map(|t| (unix_now() - t).max(0.0) * 1000.0)
+            .unwrap_or(queue_ms);
+        lock(self.stats).busy = true;
         let mut results = Vec::with_capacity(request.jobs.len());
         for job in request.jobs {
             results.push(self.render_job(job));
@@ -350,28 +269,31 @@ impl RenderLoop<'_> {
             }
         }
         let render_ms = ms(picked.elapsed());
-        record(self.stats, &results);
         let heap = self.engine.heap_stats();
         {
             let mut s = lock(self.stats);
+            s.requests += 1;
+            for r in &results {
+                s.jobs[Outcome::of(&r.outcome).index()] += 1;
+            }
             s.heap = heap;
             s.busy = false;
         }
-        let queue_ms = ms(picked.duration_since(request.enqueued));
         if self.events.enabled() {
-            let jobs: Vec<_> = results
-                .iter()
-                .map(|r| json!({"name": r.name, "ms": r.duration_ms, "outcome": outcome(r)}))
-                .collect();
-            self.events.emit(json!({
-                "event": "request",
-                "id": request.origin.request_id,
-                "wait_ms": wait_ms,
-                "queue_ms": queue_ms,
-                "render_ms": render_ms,
-                "jobs": jobs,
-                "heap_used": heap.used,
-                "heap_limit": heap.limit,
+            self.events.emit(&Event::Request(events::Request {
+                id: request.origin.request_id,
+                wait_ms,
+                render_ms,
+                jobs: results
+                    .iter()
+                    .map(|r| JobEvent {
+                        name: r.name.clone(),
+                        ms: r.duration_ms,
+                        outcome: Outcome::of(&r.outcome),
+                    })
+                    .collect(),
+                heap_used: heap.used as u64,
+                heap_limit: heap.limit as u64,
             }));
         }
         // Retire before answering: by the time the caller (haproxy, with
@@ -398,9 +320,7 @@ impl RenderLoop<'_> {
             Err(e) => (None, Err(e)),
             Ok(spec) if self.engine.heap_exhausted() => (
                 Some(spec.name),
-                Err(JobError::host(
-                    500,
-                    "HeapLimitExceeded",
+                Err(Failure::HeapLimitExceeded.error(
                     "not rendered: an earlier job in this batch exhausted the worker's JS heap",
                 )),
             ),
@@ -431,25 +351,13 @@ impl RenderLoop<'_> {
         }
         let heap = self.engine.heap_stats();
         let requests = lock(self.stats).requests;
-        self.events.emit(json!({
-            "event": "heartbeat",
-            "heap_used": heap.used,
-            "heap_limit": heap.limit,
-            "rss": crate::http::rss_bytes(),
-            "requests": requests,
-            "dropped_events": self.events.dropped(),
+        self.events.emit(&Event::Heartbeat(events::Heartbeat {
+            heap_used: heap.used as u64,
+            heap_limit: heap.limit as u64,
+            rss: procfs::rss_bytes(),
+            requests,
+            dropped_events: self.events.dropped(),
         }));
-    }
-}
-
-/// The metric label for a job's outcome.
-pub fn outcome(r: &JobResult) -> &'static str {
-    match &r.outcome {
-        Ok(_) => "ok",
-        Err(e) if e.status == 404 => "not_found",
-        Err(e) if e.status == 400 => "bad_request",
-        Err(e) if e.name == "RenderTimeout" => "timeout",
-        Err(_) => "error",
     }
 }
 
@@ -462,30 +370,4 @@ fn unix_now() -> f64 {
 
 fn lock(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
     stats.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn set_busy(stats: &Mutex<Stats>, busy: bool) {
-    lock(stats).busy = busy;
-}
-
-fn record(stats: &Mutex<Stats>, results: &[JobResult]) {
-    let mut s = lock(stats);
-    s.requests += 1;
-    for r in results {
-        match outcome(r) {
-            "ok" => s.jobs_ok += 1,
-            "not_found" => s.jobs_not_found += 1,
-            "timeout" => s.jobs_timeout += 1,
-            _ => s.jobs_error += 1,
-        }
-    }
-}
-
-fn update_heap(engine: &mut Engine, stats: &Mutex<Stats>) {
-    let heap = engine.heap_stats();
-    lock(stats).heap = heap;
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

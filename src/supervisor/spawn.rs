@@ -4,7 +4,7 @@
 //! only the supervisor, which then stops the children in the right order)
 //! and a parent-death signal (if the supervisor is killed outright, its
 //! children do not linger). Children are reaped by the supervisor through
-//! `waitpid` on their pids (see supervisor.rs), never through `Child::wait`.
+//! `waitpid` on their pids ([`try_reap`]), never through `Child::wait`.
 //!
 //! Spawning must happen on the supervisor's main thread: the parent-death
 //! signal fires when the *thread* that forked exits.
@@ -24,11 +24,12 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::event::Event;
 use crate::config::Config;
-use crate::supervisor::Event;
 
 /// The fd number a worker finds its inherited listening socket at.
 pub const LISTEN_FD: RawFd = 3;
@@ -150,4 +151,34 @@ pub fn forward_lines(slot: usize, pid: Pid, stdout: ChildStdout, tx: UnboundedSe
 /// Sends `signal` to `pid`, ignoring a process that is already gone.
 pub fn signal(pid: Pid, signal: Signal) {
     let _ = nix::sys::signal::kill(pid, signal);
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Exit {
+    Code(i32),
+    Signal(Signal),
+    /// Reaped by someone else, or otherwise unknowable.
+    Unknown,
+}
+
+impl Exit {
+    pub fn describe(self) -> String {
+        match self {
+            Exit::Code(c) => format!("exit code {c}"),
+            Exit::Signal(s) => format!("signal {s}"),
+            Exit::Unknown => "unknown status".into(),
+        }
+    }
+}
+
+/// Reaps `pid` if it has exited, without blocking.
+pub fn try_reap(pid: Pid) -> Option<Exit> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(Exit::Code(code)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(Exit::Signal(sig)),
+        Ok(_) => None,
+        Err(nix::errno::Errno::ECHILD) => Some(Exit::Unknown),
+        Err(_) => None,
+    }
 }

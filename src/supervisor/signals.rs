@@ -8,7 +8,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::supervisor::Event;
+use super::event::Event;
 
 /// Installs the handlers and starts the forwarding thread.
 pub fn forward(tx: UnboundedSender<Event>) -> std::io::Result<()> {

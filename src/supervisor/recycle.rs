@@ -3,29 +3,7 @@
 //! crosses a limit. Leaks in bundles are common and slow; recycling turns
 //! them into routine, zero-failure replacements.
 
-/// Why a worker is being replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// Served its quota of requests.
-    Requests,
-    /// JS heap above the limit's configured share.
-    Heap,
-    /// Resident memory above the limit.
-    Rss,
-    /// A new bundle is being rolled out.
-    Reload,
-}
-
-impl Reason {
-    pub fn label(self) -> &'static str {
-        match self {
-            Reason::Requests => "requests",
-            Reason::Heap => "heap",
-            Reason::Rss => "rss",
-            Reason::Reload => "reload",
-        }
-    }
-}
+use super::reason::Reason;
 
 /// The per-tier recycling thresholds.
 #[derive(Debug, Clone)]
@@ -74,12 +52,18 @@ impl Policy {
 pub struct Jitter(u64);
 
 impl Jitter {
-    pub fn seeded() -> Self {
+    /// Seeded from the clock and pid: tiers started together still differ.
+    pub fn from_clock() -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9)
             ^ u64::from(std::process::id()) << 32;
+        Jitter::seeded(seed)
+    }
+
+    /// A fixed sequence, for tests.
+    pub fn seeded(seed: u64) -> Self {
         Jitter(seed | 1)
     }
 
@@ -103,7 +87,7 @@ mod tests {
             heap_percent: 80,
             rss_bytes: 0,
         };
-        let mut j = Jitter::seeded();
+        let mut j = Jitter::seeded(42);
         let quotas: Vec<u64> = (0..200)
             .map(|_| p.request_quota(j.next()).unwrap())
             .collect();

@@ -24,7 +24,11 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::haproxy_api::HaproxyApi;
+use ssrd_worker::events::Outcome;
+
+use super::haproxy_api::HaproxyApi;
+use super::reason::Reason;
+use super::slot::SlotState;
 
 /// Components beyond this many distinct names are counted as "_other", so a
 /// caller sending random names cannot blow up the metric's cardinality.
@@ -40,13 +44,13 @@ pub struct Metrics {
     pub queue_wait: Histogram,
     /// Jobs per request.
     pub batch_size: Histogram,
-    /// Jobs by outcome: ok, not_found, bad_request, error, timeout.
+    /// Jobs by outcome (`Outcome::ALL`).
     pub jobs: IntCounterVec,
     /// Requests rendered by workers.
     pub requests: IntCounter,
     /// Workers by state: starting, ready, draining, dead.
     pub workers: IntGaugeVec,
-    /// Worker restarts by reason.
+    /// Worker restarts by reason (`Reason::ALL`).
     pub restarts: IntCounterVec,
     /// JS heap in use, per worker slot.
     pub heap: IntGaugeVec,
@@ -142,11 +146,14 @@ impl Metrics {
         }
         // Make the labelled series exist from the start, so alerts and
         // dashboards see zeros rather than nothing.
-        for outcome in ["ok", "not_found", "bad_request", "error", "timeout"] {
-            jobs.with_label_values(&[outcome]);
+        for outcome in Outcome::ALL {
+            jobs.with_label_values(&[outcome.label()]);
         }
-        for state in ["starting", "ready", "draining", "dead"] {
+        for state in SlotState::LABELS {
             workers.with_label_values(&[state]);
+        }
+        for reason in Reason::ALL {
+            restarts.with_label_values(&[reason.label()]);
         }
         for result in ["ok", "failed"] {
             reloads.with_label_values(&[result]);
@@ -170,10 +177,12 @@ impl Metrics {
 
     /// Records one job. Only components the bundle rendered (or failed in)
     /// become labels; unknown names share one.
-    pub fn job(&self, component: Option<&str>, outcome: &str, seconds: f64) {
-        self.jobs.with_label_values(&[outcome]).inc();
+    pub fn job(&self, component: Option<&str>, outcome: Outcome, seconds: f64) {
+        self.jobs.with_label_values(&[outcome.label()]).inc();
         let label = match (component, outcome) {
-            (Some(name), "ok" | "error" | "timeout") => self.component_label(name),
+            (Some(name), Outcome::Ok | Outcome::Error | Outcome::Timeout) => {
+                self.component_label(name)
+            }
             _ => "_unknown".to_string(),
         };
         self.render_duration

@@ -1,0 +1,13 @@
+//! What the supervisor's event loop reacts to. signals.rs and the worker
+//! stdout readers in spawn.rs send these; mod.rs receives them.
+
+use nix::unistd::Pid;
+
+#[derive(Debug)]
+pub enum Event {
+    /// A signal arrived (SIGCHLD, SIGHUP, SIGTERM, SIGINT).
+    Signal(i32),
+    /// A line a worker wrote to stdout (its contract: events.rs in the
+    /// worker crate), with the slot and process it came from.
+    Line { slot: usize, pid: Pid, line: String },
+}

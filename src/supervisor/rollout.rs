@@ -1,0 +1,335 @@
+//! Rolling replacement of workers, one at a time: for reloads (a new
+//! bundle) and for recycling (request quota, heap, RSS).
+//!
+//! A reload (SIGHUP or `ssrd reload`) first checks the new bundle in a
+//! separate process (`ssrd snapshot`: evaluate it, check the contract, write
+//! the snapshot new workers will start from). Only if that succeeds is
+//! every worker queued for replacement. A recycle queues one worker.
+//!
+//! Replacing one worker: DRAIN in haproxy, wait until haproxy has no session
+//! on it, SIGTERM (it finishes what it has), start a fresh one in the same
+//! slot, READY when it reports ready, then the next in the queue. At least
+//! N-1 workers serve throughout, and no request is failed.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use ssrd_worker::log;
+
+use super::haproxy_api::ServerState;
+use super::reason::Reason;
+use super::shutdown::Phase;
+use super::slot::SlotState;
+use super::spawn;
+use super::Supervisor;
+use crate::config::Config;
+
+/// A reload's bundle check that takes longer is killed and fails.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The queue of workers waiting to be replaced, and the one in progress.
+#[derive(Debug, Default)]
+pub struct Rollout {
+    /// Slots waiting their turn, with why.
+    queue: VecDeque<(usize, Reason)>,
+    /// The slot being replaced now.
+    current: Option<(usize, Reason)>,
+}
+
+impl Rollout {
+    /// Adds a slot unless it is already waiting or being replaced; true if
+    /// it was added.
+    pub fn enqueue(&mut self, slot: usize, reason: Reason) -> bool {
+        if self.current.map(|c| c.0) == Some(slot) {
+            return false;
+        }
+        if let Some(entry) = self.queue.iter_mut().find(|(s, _)| *s == slot) {
+            // A reload outranks a recycle: report the reason that matters.
+            if reason == Reason::Reload {
+                entry.1 = reason;
+            }
+            return false;
+        }
+        self.queue.push_back((slot, reason));
+        true
+    }
+
+    /// Starts the next replacement if none is in progress.
+    pub fn start_next(&mut self) -> Option<(usize, Reason)> {
+        if self.current.is_some() {
+            return None;
+        }
+        self.current = self.queue.pop_front();
+        self.current
+    }
+
+    /// The slot being replaced now.
+    pub fn current_slot(&self) -> Option<usize> {
+        self.current.map(|c| c.0)
+    }
+
+    /// The slot's replacement is done (its new worker is READY).
+    pub fn finish(&mut self, slot: usize) {
+        if self.current_slot() == Some(slot) {
+            self.current = None;
+        }
+    }
+
+    /// Drops every pending replacement (e.g. a new bundle does not start).
+    pub fn abort(&mut self) {
+        self.queue.clear();
+        self.current = None;
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+}
+
+/// Whether a slot's turn in the rollout means draining it now. A slot that
+/// is not serving gets a fresh process anyway; a reload skips a worker that
+/// already runs the new bundle (it was restarted since the reload began).
+pub fn should_drain(
+    state: SlotState,
+    slot_generation: u64,
+    generation: u64,
+    reason: Reason,
+) -> bool {
+    state == SlotState::Ready && (reason != Reason::Reload || slot_generation < generation)
+}
+
+/// A reload's bundle check in a child process (so a bundle that hangs or
+/// crashes V8 cannot hurt the supervisor).
+pub struct Check {
+    /// `ssrd snapshot` of the bundle.
+    child: Child,
+    /// When it started, for the timeout.
+    started: Instant,
+}
+
+impl Check {
+    pub fn start(exe: &Path, config: &Config) -> std::io::Result<Check> {
+        let out = if config.snapshot {
+            config.snapshot_file()
+        } else {
+            config.run_dir.join("reload-check.snap")
+        };
+        let args: Vec<OsString> = vec![
+            "snapshot".into(),
+            "--bundle".into(),
+            config.bundle.clone().into(),
+            "--out".into(),
+            out.into(),
+        ];
+        let child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        Ok(Check {
+            child,
+            started: Instant::now(),
+        })
+    }
+
+    /// `Some(passed)` once the check has finished (or timed out).
+    fn poll(&mut self) -> Option<bool> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.success()),
+            Ok(None) if self.started.elapsed() > CHECK_TIMEOUT => {
+                self.cancel();
+                Some(false)
+            }
+            Ok(None) => None,
+            Err(_) => Some(false),
+        }
+    }
+
+    fn cancel(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Supervisor {
+    /// SIGHUP: check the bundle on disk, then replace every worker.
+    pub(super) fn start_reload(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        if self.check.is_some() {
+            self.reload_again = true;
+            log::info(
+                "reload requested during a bundle check; another will follow",
+                json!({}),
+            );
+            return;
+        }
+        match Check::start(&self.exe, &self.config) {
+            Ok(check) => {
+                log::info(
+                    "reload: checking the bundle",
+                    json!({"bundle": self.config.bundle}),
+                );
+                self.check = Some(check);
+            }
+            Err(e) => {
+                self.metrics.reloads.with_label_values(&["failed"]).inc();
+                log::error(
+                    "reload: cannot run the bundle check",
+                    json!({"error": e.to_string()}),
+                );
+            }
+        }
+    }
+
+    /// Acts on a finished bundle check.
+    pub(super) fn poll_check(&mut self) {
+        let Some(passed) = self.check.as_mut().and_then(Check::poll) else {
+            return;
+        };
+        self.check = None;
+        if passed {
+            self.generation += 1;
+            self.metrics.reloads.with_label_values(&["ok"]).inc();
+            log::info(
+                "reload: bundle is good; replacing workers one at a time",
+                json!({"generation": self.generation, "workers": self.slots.len()}),
+            );
+            for i in 0..self.slots.len() {
+                self.rollout.enqueue(i, Reason::Reload);
+            }
+        } else {
+            self.metrics.reloads.with_label_values(&["failed"]).inc();
+            log::error(
+                "reload: the bundle failed its check (see the error above); workers keep the old bundle",
+                json!({"bundle": self.config.bundle}),
+            );
+        }
+        if std::mem::take(&mut self.reload_again) {
+            self.start_reload();
+        }
+    }
+
+    /// Stops a bundle check in progress (shutdown).
+    pub(super) fn cancel_check(&mut self) {
+        if let Some(mut check) = self.check.take() {
+            check.cancel();
+        }
+    }
+
+    /// Queues a worker that is due for recycling.
+    pub(super) fn recycle(&mut self, i: usize, reason: Reason) {
+        if self.rollout.enqueue(i, reason) {
+            let slot = &self.slots[i];
+            log::info(
+                "worker due for replacement",
+                json!({"worker": slot.name, "reason": reason.label(), "requests": slot.requests, "quota": slot.quota}),
+            );
+        }
+    }
+
+    /// Moves the rollout along: stops drained workers, starts the next
+    /// replacement.
+    pub(super) async fn rollout_tick(&mut self) {
+        if self
+            .slots
+            .iter()
+            .any(|s| matches!(s.state, SlotState::Draining { .. }))
+        {
+            self.stop_idle_draining().await;
+        }
+        if let Some((i, reason)) = self.rollout.start_next() {
+            self.begin_replace(i, reason).await;
+        }
+    }
+
+    async fn begin_replace(&mut self, i: usize, reason: Reason) {
+        let slot = &self.slots[i];
+        if !should_drain(slot.state, slot.generation, self.generation, reason) {
+            self.rollout.finish(i);
+            return;
+        }
+        let name = slot.name.clone();
+        if let Err(e) = self.api.set_state(&name, ServerState::Drain).await {
+            log::error(
+                "could not drain worker; skipping its replacement",
+                json!({"worker": name, "error": e}),
+            );
+            self.rollout.finish(i);
+            return;
+        }
+        let slot = &mut self.slots[i];
+        slot.in_rotation = false;
+        slot.replace_reason = Some(reason);
+        slot.state = SlotState::Draining {
+            since: Instant::now(),
+        };
+        log::info(
+            "replacing worker",
+            json!({"worker": name, "reason": reason.label(), "requests": slot.requests}),
+        );
+    }
+
+    /// Stops draining workers once haproxy has no session on them.
+    async fn stop_idle_draining(&mut self) {
+        let stats = self.api.stats().await.unwrap_or_default();
+        let limit = self.config.shutdown_timeout();
+        for slot in &mut self.slots {
+            let SlotState::Draining { since } = slot.state else {
+                continue;
+            };
+            let busy = stats.iter().any(|s| s.name == slot.name && s.scur > 0);
+            if !busy || since.elapsed() > limit {
+                if let Some(pid) = slot.pid {
+                    spawn::signal(pid, Signal::SIGTERM);
+                }
+                slot.state = SlotState::Stopping {
+                    since: Instant::now(),
+                    respawn: true,
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_at_a_time_without_duplicates() {
+        let mut r = Rollout::default();
+        r.enqueue(0, Reason::Requests);
+        r.enqueue(1, Reason::Reload);
+        r.enqueue(0, Reason::Reload);
+        assert_eq!(r.start_next(), Some((0, Reason::Reload)));
+        assert_eq!(r.start_next(), None, "one at a time");
+        r.enqueue(0, Reason::Heap);
+        r.finish(0);
+        assert_eq!(r.start_next(), Some((1, Reason::Reload)));
+        r.finish(1);
+        assert!(r.is_idle(), "slot 0 was in progress when re-enqueued");
+    }
+
+    #[test]
+    fn who_is_drained() {
+        let now = Instant::now();
+        assert!(should_drain(SlotState::Ready, 0, 1, Reason::Reload));
+        assert!(
+            !should_drain(SlotState::Ready, 1, 1, Reason::Reload),
+            "already runs the new bundle"
+        );
+        assert!(should_drain(SlotState::Ready, 1, 1, Reason::Rss));
+        assert!(
+            !should_drain(SlotState::Starting { since: now }, 0, 1, Reason::Reload),
+            "a starting worker loads the new bundle anyway"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Worker events and slot states → Prometheus metrics (metrics.rs defines
+//! them and serves them).
+
+use ssrd_worker::events;
+
+use super::metrics::Metrics;
+use super::slot::{Slot, SlotState};
+
+/// One rendered request: jobs by outcome and component, batch size, and
+/// the wait before rendering (queue wait, apart from render time).
+pub fn record_request(m: &Metrics, request: &events::Request) {
+    m.requests.inc();
+    m.batch_size.observe(request.jobs.len() as f64);
+    for job in &request.jobs {
+        m.job(job.name.as_deref(), job.outcome, job.ms / 1000.0);
+    }
+    m.queue_wait.observe(request.wait_ms / 1000.0);
+}
+
+/// A worker's memory figures, from a request event or a heartbeat.
+pub fn record_memory(m: &Metrics, worker: &str, heap_used: u64, rss: Option<u64>) {
+    m.heap
+        .with_label_values(&[worker])
+        .set(heap_used.min(i64::MAX as u64) as i64);
+    if let Some(rss) = rss {
+        m.rss
+            .with_label_values(&[worker])
+            .set(rss.min(i64::MAX as u64) as i64);
+    }
+}
+
+/// Workers by state.
+pub fn update_gauges(m: &Metrics, slots: &[Slot]) {
+    for label in SlotState::LABELS {
+        let n = slots.iter().filter(|s| s.state.label() == label).count();
+        m.workers.with_label_values(&[label]).set(n as i64);
+    }
+}

@@ -1,0 +1,102 @@
+//! Bringing an engine up: load the bundle (or its snapshot), start the
+//! isolate, check the contract, render the bundle's warm-up jobs.
+//!
+//! Shared by the worker's render thread and `ssrd render`, so a bundle is
+//! judged ready the same way everywhere.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::js_runtime::{Bundle, Engine, EngineOptions};
+use crate::snapshot;
+
+/// What an engine is started from.
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    /// The bundle to evaluate.
+    pub bundle: PathBuf,
+    /// Snapshot cache file: used if current, else built and written.
+    pub snapshot: Option<PathBuf>,
+    /// V8 heap limit for the isolate, bytes.
+    pub heap_limit_bytes: usize,
+    /// V8 young-generation semi-space, bytes.
+    pub semi_space_bytes: usize,
+    /// Per-job deadline enforced by the watchdog.
+    pub render_timeout: Duration,
+    /// How many times each of the bundle's warm-up jobs is rendered.
+    pub warmup_rounds: u32,
+}
+
+/// How the engine came up, for the ready line.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// From the start of boot to the isolate holding the bundle.
+    pub boot_ms: f64,
+    /// Time spent rendering warm-up jobs.
+    pub warmup_ms: f64,
+    /// "loaded", "built" or "none".
+    pub snapshot: &'static str,
+}
+
+/// Starts an engine and warms it up. A bundle whose own warm-up jobs fail
+/// is broken: it is refused with a `Bundle` error.
+pub fn boot(config: &BootConfig) -> Result<(Engine, Boot)> {
+    let started = Instant::now();
+    let bundle = Bundle::load(&config.bundle)?;
+    let (blob, origin) = match &config.snapshot {
+        Some(path) => {
+            let (blob, origin) = snapshot::load_or_build(path, &bundle)?;
+            let origin = match origin {
+                snapshot::Origin::Loaded => "loaded",
+                snapshot::Origin::Built => "built",
+            };
+            (Some(blob), origin)
+        }
+        None => (None, "none"),
+    };
+    let mut engine = Engine::new(
+        &bundle,
+        EngineOptions {
+            heap_limit_bytes: config.heap_limit_bytes,
+            semi_space_bytes: config.semi_space_bytes,
+            snapshot: blob,
+        },
+    )?;
+    let boot_ms = ms(started.elapsed());
+    let warm = Instant::now();
+    warm_up(&mut engine, config.warmup_rounds, config.render_timeout)?;
+    Ok((
+        engine,
+        Boot {
+            boot_ms,
+            warmup_ms: ms(warm.elapsed()),
+            snapshot: origin,
+        },
+    ))
+}
+
+/// Renders the bundle's warm-up jobs `rounds` times, so V8 has compiled
+/// and optimised the hot paths before the first real request.
+pub fn warm_up(engine: &mut Engine, rounds: u32, timeout: Duration) -> Result<()> {
+    if rounds == 0 {
+        return Ok(());
+    }
+    let jobs = engine.warmup_jobs()?;
+    for _ in 0..rounds {
+        for (name, props) in &jobs {
+            if let Err(e) = engine.render(name, props, None, timeout) {
+                return Err(Error::bundle(format!(
+                    "warm-up render of {name:?} failed: {}: {}",
+                    e.name,
+                    e.message_text()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

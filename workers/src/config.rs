@@ -1,0 +1,69 @@
+//! What `ssrd worker` runs with.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::boot::BootConfig;
+use crate::defaults;
+use crate::http::HttpConfig;
+
+/// Everything `ssrd worker` is configured with.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Address to bind; loopback unless the operator says otherwise.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one (reported in the ready line).
+    pub port: u16,
+    /// A listening socket inherited from the supervisor, instead of binding.
+    /// The supervisor keeps its own copy open, so connections that arrive
+    /// while this process is dead or restarting wait in the kernel's accept
+    /// queue for the next worker instead of being refused.
+    pub listen_fd: Option<i32>,
+    /// How the engine is started (bundle, snapshot, limits, warm-up).
+    pub boot: BootConfig,
+    /// HTTP limits.
+    pub http: HttpConfig,
+    /// Extra V8 flags for this process, space-separated.
+    pub v8_flags: String,
+    /// Emit per-request events and heartbeats on stdout (for the supervisor).
+    pub events: bool,
+}
+
+impl WorkerConfig {
+    /// A worker for `bundle` on `port`, everything else at its default.
+    pub fn new(bundle: PathBuf, port: u16) -> Self {
+        WorkerConfig {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+            listen_fd: None,
+            boot: BootConfig {
+                bundle,
+                snapshot: None,
+                heap_limit_bytes: (defaults::HEAP_LIMIT_MB as usize) << 20,
+                semi_space_bytes: (defaults::SEMI_SPACE_MB as usize) << 20,
+                render_timeout: Duration::from_millis(defaults::RENDER_TIMEOUT_MS),
+                warmup_rounds: defaults::WARMUP_ROUNDS,
+            },
+            http: HttpConfig::default(),
+            v8_flags: String::new(),
+            events: false,
+        }
+    }
+
+    /// The settings `/stats` shows.
+    pub fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "bundle": self.boot.bundle,
+            "snapshot": self.boot.snapshot,
+            "render_timeout_ms": self.boot.render_timeout.as_millis() as u64,
+            "heap_limit_mb": self.boot.heap_limit_bytes >> 20,
+            "semi_space_mb": self.boot.semi_space_bytes >> 20,
+            "warmup_rounds": self.boot.warmup_rounds,
+            "max_body_bytes": self.http.max_body_bytes,
+            "header_timeout_ms": self.http.header_timeout.as_millis() as u64,
+            "body_timeout_ms": self.http.body_timeout.as_millis() as u64,
+            "v8_flags": self.v8_flags,
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! Defaults, written once, that every entry point shares: `ssrd worker`,
+//! `ssrd render`, and `ssrd up` (which passes them on to its workers).
+
+/// Per-job render deadline, ms.
+pub const RENDER_TIMEOUT_MS: u64 = 1000;
+/// The isolate's JS heap limit, MiB.
+pub const HEAP_LIMIT_MB: u64 = 256;
+/// V8's young-generation semi-space, MiB. SSR makes lots of short-lived
+/// garbage; a larger semi-space means fewer scavenges (bench/README.md).
+pub const SEMI_SPACE_MB: u64 = 16;
+/// Largest accepted request body, bytes.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// Times each of the bundle's warm-up jobs is rendered before ready.
+pub const WARMUP_ROUNDS: u32 = 3;
+/// Time a client has to send the request headers, ms.
+pub const HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Time a client has to send the request body, ms.
+pub const BODY_TIMEOUT_MS: u64 = 30_000;
