@@ -62,6 +62,7 @@ fn tier_serves_ping_batch_render_health_and_metrics() {
     std::thread::sleep(Duration::from_secs(2));
     let stats = load.stop();
     assert_eq!(stats.failed, 0, "{:?}", stats.samples);
+    assert_eq!(stats.refused, 0, "{stats:?}");
     assert!(stats.ok > 20, "{stats:?}");
     for row in tier.haproxy_servers() {
         assert_eq!(
@@ -255,6 +256,7 @@ fn reload_replaces_every_worker_without_failures() {
     }
     assert_eq!(tier.log_events("replacing worker").len(), 3);
     assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.samples);
+    assert_eq!(stats.refused, 0, "{stats:?}");
     assert!(stats.ok > 50);
     let m = tier.metrics();
     assert!(m.contains("ssrd_reloads_total{result=\"ok\"} 1"), "{m}");
@@ -387,6 +389,7 @@ fn heap_exhaustion_and_runaways_cost_no_healthy_request() {
         "healthy requests failed: {:?}",
         stats.samples
     );
+    assert_eq!(stats.refused, 0, "{stats:?}");
     let m = tier.metrics();
     assert!(
         m.contains("ssrd_worker_restarts_total{reason=\"heap_limit\"} 1"),
@@ -420,6 +423,7 @@ fn workers_are_recycled_by_request_count_without_failures() {
     let stats = load.stop();
     eprintln!("request-count recycling under load: {stats:?}");
     assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.samples);
+    assert_eq!(stats.refused, 0, "{stats:?}");
     // Each recycle was due at its own jittered quota: 60 ±20 %.
     let due: Vec<(u64, u64)> = tier
         .log_events("worker due for replacement")
