@@ -42,9 +42,25 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Render one component to stdout, for debugging a bundle.
     Render(RenderArgs),
-    /// Build a V8 startup snapshot of a bundle (workers given `--snapshot`
+    /// Build a V8 startup snapshot of a bundle and check it: start from it
+    /// and render the bundle's warm-up jobs once (workers given `--snapshot`
     /// build it themselves when missing or stale).
     Snapshot(SnapshotArgs),
+    /// Run a program so that nothing it starts outlives the process that
+    /// started the tether (used by `ssrd up` for nginx).
+    #[command(hide = true)]
+    Tether(TetherArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TetherArgs {
+    /// How long the workers of a program that died may finish their
+    /// requests before they are killed, ms.
+    #[arg(long, default_value_t = 30_000)]
+    pub drain_ms: u64,
+    /// The program and its arguments, after `--`.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Options shared by everything that runs a bundle.
@@ -104,6 +120,17 @@ pub struct WorkerArgs {
     /// second as JSON lines on stdout (the supervisor reads them).
     #[arg(long)]
     pub events: bool,
+    /// The most one request may render for, all its jobs together, ms;
+    /// jobs past it are answered RenderTimeout without running.
+    #[arg(long, default_value_t = defaults::REQUEST_BUDGET_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub request_budget_ms: u64,
+    /// Name the request in flight in this inherited file (the supervisor
+    /// reads it if the process dies mid-render).
+    #[arg(long)]
+    pub slate_fd: Option<i32>,
+    /// Read control lines (quarantined requests) from stdin.
+    #[arg(long)]
+    pub control: bool,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +230,9 @@ impl WorkerArgs {
             .boot_config(self.snapshot, self.engine.warmup_rounds);
         c.v8_flags = self.engine.v8_flags;
         c.events = self.events;
+        c.request_budget = Duration::from_millis(self.request_budget_ms);
+        c.slate_fd = self.slate_fd;
+        c.control = self.control;
         c.http.max_body_bytes = self.max_body_bytes;
         c.http.header_timeout = Duration::from_millis(self.header_timeout_ms);
         c.http.body_timeout = Duration::from_millis(self.body_timeout_ms);

@@ -66,10 +66,15 @@ options! {
     /// haproxy balance algorithm.
     #[arg(value_enum)]
     balance: Balance = Balance::First;
-    /// Directory for rendered configs, sockets, pid and log files.
-    run_dir: PathBuf = std::env::temp_dir().join("ssrd");
+    /// Directory for rendered configs, the bundle store, pid and log files;
+    /// private to you (default: $XDG_RUNTIME_DIR/ssrd, /run/ssrd as root,
+    /// else /tmp/ssrd-UID).
+    run_dir: PathBuf = crate::rundir::default_path();
     /// Per-job render deadline, ms.
     render_timeout_ms: u64 = defaults::RENDER_TIMEOUT_MS;
+    /// The most one request may render for, all its jobs together, ms; jobs
+    /// past it are answered RenderTimeout without running.
+    request_budget_ms: u64 = defaults::REQUEST_BUDGET_MS;
     /// Each worker's JS heap limit, MiB.
     heap_limit_mb: u64 = defaults::HEAP_LIMIT_MB;
     /// Each worker's V8 young-generation semi-space, MiB.
@@ -93,6 +98,8 @@ options! {
     heartbeat_timeout_ms: u64 = 10_000;
     /// On SIGTERM, how long in-flight requests may take, ms.
     shutdown_timeout_ms: u64 = 30_000;
+    /// How long a request that crashed two workers is refused, s.
+    quarantine_s: u64 = 300;
     /// Start workers from a V8 snapshot of the bundle.
     snapshot: bool = true;
     /// Extra V8 flags for every worker, space-separated.
@@ -170,6 +177,21 @@ impl Config {
                 "render-timeout-ms must be > 0, heap-limit-mb >= 16, max-body-mb > 0".into(),
             );
         }
+        if self.request_budget_ms < self.render_timeout_ms {
+            return bad(format!(
+                "request-budget-ms ({}) must be at least render-timeout-ms ({})",
+                self.request_budget_ms, self.render_timeout_ms
+            ));
+        }
+        // haproxy and nginx must never give up on a worker that is still
+        // rendering (it would look free while busy): the budget, plus a
+        // render's overshoot, stays under their upstream timeout.
+        if self.request_budget_ms + 2000 > self.upstream_timeout_ms {
+            return bad(format!(
+                "request-budget-ms ({}) must be at least 2000 ms under upstream-timeout-ms ({})",
+                self.request_budget_ms, self.upstream_timeout_ms
+            ));
+        }
         if !(1..=256).contains(&self.semi_space_mb) {
             return bad("semi-space-mb must be 1..=256".into());
         }
@@ -199,14 +221,6 @@ impl Config {
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir.join("ssrd.pid")
     }
-
-    pub fn snapshot_file(&self) -> PathBuf {
-        self.run_dir.join("bundle.snap")
-    }
-
-    pub fn haproxy_socket(&self) -> PathBuf {
-        self.run_dir.join("haproxy.sock")
-    }
 }
 
 #[cfg(test)]
@@ -228,6 +242,7 @@ mod tests {
         ("balance", "static-rr", "\"static-rr\""),
         ("run_dir", "/tmp/ssrd-sample", "\"/tmp/ssrd-sample\""),
         ("render_timeout_ms", "1500", "1500"),
+        ("request_budget_ms", "4000", "4000"),
         ("heap_limit_mb", "512", "512"),
         ("semi_space_mb", "8", "8"),
         ("max_body_mb", "9", "9"),
@@ -239,6 +254,7 @@ mod tests {
         ("recycle_rss_mb", "2048", "2048"),
         ("heartbeat_timeout_ms", "20000", "20000"),
         ("shutdown_timeout_ms", "40000", "40000"),
+        ("quarantine_s", "60", "60"),
         ("snapshot", "false", "false"),
         ("v8_flags", "--max-lazy", "\"--max-lazy\""),
         ("nginx", "/opt/nginx", "\"/opt/nginx\""),

@@ -7,20 +7,28 @@
 //! - [`up`]: checks and start-up of the tier ([`preflight`], [`templates`]
 //!   render the nginx and haproxy configs), then hands over to the
 //!   [`supervisor`], which keeps it running;
+//! - [`rundir`]: the private run dir; [`leftovers`]: what a crashed tier
+//!   left there; [`bundle_store`]: the bundles the tier accepted;
+//! - [`tether`]: `ssrd tether`, which keeps nginx's processes from
+//!   outliving the supervisor;
 //! - [`render_cmd`]: `ssrd render`, one render without HTTP;
 //! - [`error`]: `UpError`, the kind of failure and its exit code.
 //!
 //! The render worker (`ssrd worker`) lives in the `ssrd-worker` crate
 //! (`workers/`).
 
+mod bundle_store;
 mod cli;
 mod config;
 mod error;
+mod leftovers;
 mod options;
 mod preflight;
 mod render_cmd;
+mod rundir;
 mod supervisor;
 mod templates;
+mod tether;
 mod up;
 
 use cli::Command;
@@ -37,6 +45,11 @@ fn main() {
         Command::Worker(args) => Ok(ssrd_worker::run(args.into_config(), shutdown_signal())),
         Command::Render(args) => Ok(render_cmd::run(args)),
         Command::Snapshot(args) => Ok(snapshot(args)),
+        Command::Tether(args) => Ok(tether::run(
+            &args.command[0],
+            &args.command[1..],
+            std::time::Duration::from_millis(args.drain_ms),
+        )),
     };
     std::process::exit(code.unwrap_or_else(|e| e.report()));
 }
@@ -57,10 +70,17 @@ async fn shutdown_signal() {
     }
 }
 
+/// `ssrd snapshot`: builds the snapshot, then starts an engine from it and
+/// renders the bundle's warm-up jobs once, as a worker would before taking
+/// traffic: a bundle that passes this check can serve.
 fn snapshot(args: cli::SnapshotArgs) -> i32 {
     let result = ssrd_worker::Bundle::load(&args.bundle).and_then(|bundle| {
         let blob = ssrd_worker::snapshot::create(&bundle)?;
         ssrd_worker::snapshot::write(&args.out, &bundle, &blob)?;
+        let mut check = ssrd_worker::WorkerConfig::new(args.bundle.clone(), 0).boot;
+        check.snapshot = Some(args.out.clone());
+        check.warmup_rounds = 1;
+        ssrd_worker::boot::boot(&check)?;
         Ok(blob.len())
     });
     match result {

@@ -29,38 +29,18 @@ pub fn find_binary(program: &Path, package: &str, flag: &str) -> Result<PathBuf>
     })
 }
 
-/// Every port the tier will listen on must be free now.
+/// The ports other processes bind (haproxy's stats page, the supervisor's
+/// metrics) must be free now; the tier's own listening sockets are bound
+/// by the supervisor itself (listeners.rs).
 pub fn ports_free(config: &Config) -> Result<()> {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut wanted = vec![
-        (config.host, config.port, "nginx (--port)".to_string()),
-        (
-            loopback,
-            config.haproxy_port,
-            "haproxy (--haproxy-port)".to_string(),
-        ),
-        (
-            loopback,
-            config.stats_port,
-            "haproxy stats (--stats-port)".to_string(),
-        ),
-        (
-            loopback,
-            config.metrics_port,
-            "metrics (--metrics-port)".to_string(),
-        ),
-    ];
-    for i in 0..config.workers {
-        wanted.push((
-            loopback,
-            config.worker_port(i),
-            format!("worker {} (--worker-base-port)", i + 1),
-        ));
-    }
-    for (ip, port, what) in wanted {
-        if let Err(e) = TcpListener::bind(SocketAddr::new(ip, port)) {
+    for (port, what) in [
+        (config.stats_port, "haproxy stats (--stats-port)"),
+        (config.metrics_port, "metrics (--metrics-port)"),
+    ] {
+        if let Err(e) = TcpListener::bind(SocketAddr::new(loopback, port)) {
             return Err(UpError::setup(format!(
-                "port {port} for {what} is not available on {ip}: {e}; free it or choose another port"
+                "port {port} for {what} is not available on {loopback}: {e}; free it or choose another port"
             )));
         }
     }

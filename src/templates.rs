@@ -10,13 +10,8 @@ use crate::error::{Result, UpError};
 const NGINX: &str = include_str!("../nginx/nginx.conf.tmpl");
 const HAPROXY: &str = include_str!("../haproxy/haproxy.cfg.tmpl");
 
-/// The two rendered config files.
-pub struct Rendered {
-    pub nginx: String,
-    pub haproxy: String,
-}
-
-pub fn render(config: &Config) -> Result<Rendered> {
+/// The nginx config, for an open-file limit of `nofile`.
+pub fn nginx(config: &Config, nofile: u64) -> Result<String> {
     let run_dir = config.run_dir.display().to_string();
     let ms = |n: u64| format!("{n}ms");
     let access_log = if config.access_log {
@@ -25,35 +20,47 @@ pub fn render(config: &Config) -> Result<Rendered> {
         "off".to_string()
     };
     let body = format!("{}m", config.max_body_mb);
-    let nginx = fill(
+    fill(
         "nginx",
         NGINX,
         &[
-            ("run_dir", run_dir.clone()),
+            ("run_dir", run_dir),
             ("host", config.host.to_string()),
             ("port", config.port.to_string()),
             ("haproxy_port", config.haproxy_port.to_string()),
+            ("nofile", nofile.to_string()),
+            ("connections", connections(nofile).to_string()),
             ("max_body", body.clone()),
             ("body_buffer", body),
             ("client_timeout", ms(config.client_timeout_ms)),
             ("upstream_timeout", ms(config.upstream_timeout_ms)),
             ("access_log", access_log),
         ],
-    )?;
+    )
+}
+
+/// The haproxy config. `in_rotation[i]`: worker slot i is READY from the
+/// start (a restarted haproxy); otherwise, or when absent, MAINT.
+pub fn haproxy(config: &Config, in_rotation: &[bool]) -> Result<String> {
+    let ms = |n: u64| format!("{n}ms");
     let servers: Vec<String> = (0..config.workers)
         .map(|i| {
+            let disabled = if in_rotation.get(i) == Some(&true) {
+                ""
+            } else {
+                " disabled"
+            };
             format!(
-                "    server {} 127.0.0.1:{} maxconn 1 disabled",
+                "    server {} 127.0.0.1:{} maxconn 1{disabled}",
                 server_name(i),
                 config.worker_port(i)
             )
         })
         .collect();
-    let haproxy = fill(
+    fill(
         "haproxy",
         HAPROXY,
         &[
-            ("run_dir", run_dir),
             ("haproxy_port", config.haproxy_port.to_string()),
             ("stats_port", config.stats_port.to_string()),
             ("balance", config.balance.haproxy_name().to_string()),
@@ -61,8 +68,13 @@ pub fn render(config: &Config) -> Result<Rendered> {
             ("upstream_timeout", ms(config.upstream_timeout_ms)),
             ("servers", servers.join("\n")),
         ],
-    )?;
-    Ok(Rendered { nginx, haproxy })
+    )
+}
+
+/// nginx's connections per worker process for an open-file limit: every
+/// descriptor but a few for logs and listeners, within nginx's sane range.
+pub fn connections(nofile: u64) -> u64 {
+    nofile.saturating_sub(64).clamp(1024, 1 << 20)
 }
 
 /// haproxy's name for worker slot `i` (0-based): w1, w2, …
@@ -105,14 +117,15 @@ mod tests {
             workers: 3,
             ..Config::default()
         };
-        let r = render(&c).unwrap();
-        assert!(!r.nginx.contains("{{") && !r.haproxy.contains("{{"));
-        assert!(r
-            .haproxy
-            .contains("server w3 127.0.0.1:9004 maxconn 1 disabled"));
-        assert!(r.haproxy.contains("balance first"));
-        assert!(r.nginx.contains("client_max_body_size 5m;"));
-        assert!(r.nginx.contains("listen 127.0.0.1:9000"));
+        let n = nginx(&c, 20_000).unwrap();
+        let h = haproxy(&c, &[true]).unwrap();
+        assert!(!n.contains("{{") && !h.contains("{{"));
+        assert!(h.contains("server w1 127.0.0.1:9002 maxconn 1\n"));
+        assert!(h.contains("server w3 127.0.0.1:9004 maxconn 1 disabled"));
+        assert!(n.contains("worker_connections 19936;"));
+        assert!(h.contains("balance first"));
+        assert!(n.contains("client_max_body_size 5m;"));
+        assert!(n.contains("listen 127.0.0.1:9000"));
     }
 
     #[test]

@@ -2,24 +2,30 @@
 //! running tier.
 //!
 //! `up` does every check that can fail before starting anything (binaries
-//! installed, ports free, generated configs accepted by `nginx -t` and
-//! `haproxy -c`, the bundle loads and honours the contract), so that a bad
-//! setup fails at once with a message saying what to change, never half-way.
+//! installed, a safe run dir no other tier uses, ports free, generated
+//! configs accepted by `nginx -t` and `haproxy -c`, the bundle loads and
+//! honours the contract), so that a bad setup fails at once with a message
+//! saying what to change, never half-way.
 
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use serde_json::json;
 use ssrd_worker::log;
 
+use crate::bundle_store::{BundleStore, Stored};
 use crate::config::Config;
 use crate::error::{Result, UpError};
-use crate::preflight;
+use crate::leftovers::{self, RunLock};
 use crate::supervisor::haproxy_api::HaproxyApi;
+use crate::supervisor::listeners::Listeners;
 use crate::supervisor::metrics::{self, Metrics};
 use crate::supervisor::{self, Supervisor};
-use crate::templates;
+use crate::{preflight, rundir, templates};
 
 /// Runs the tier in the foreground; returns the exit code.
 pub fn up(config: Config) -> i32 {
@@ -32,51 +38,68 @@ pub fn up(config: Config) -> i32 {
 fn start(mut config: Config) -> Result<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| UpError::setup(format!("cannot find the ssrd binary itself: {e}")))?;
-    prepare(&mut config)?;
-    let listeners = bind_workers(&config)?;
-    check_bundle(&exe, &config)?;
-    let pid_file = config.pid_file();
-    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
-        .map_err(|e| UpError::setup(format!("writing {}: {e}", pid_file.display())))?;
-    let code = run(config, exe, listeners);
-    let _ = std::fs::remove_file(&pid_file);
-    code
-}
-
-/// Evaluates the bundle once, in a child process, before starting anything:
-/// a broken bundle fails `up` at once, and with snapshots on every worker
-/// then starts from the snapshot this writes.
-fn check_bundle(exe: &Path, config: &Config) -> Result<()> {
+    config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
+    config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
+    config.bundle = absolute(&config.bundle);
+    config.run_dir = absolute(&config.run_dir);
+    rundir::prepare(&config.run_dir)?;
+    let lock = leftovers::lock(&config.run_dir)?;
+    leftovers::clear(&config.run_dir);
+    preflight::ports_free(&config)?;
+    let listeners = Listeners::bind(&config)?;
+    let nofile = raise_nofile();
+    write_configs(&config, nofile)?;
+    check_configs(&config)?;
+    let mut store = BundleStore::new(&config.run_dir);
     if !config.bundle.is_file() {
         return Err(UpError::bundle(format!(
             "bundle {} not found (build the example with: cd js-bundle && npm ci && npm run build)",
             config.bundle.display()
         )));
     }
-    let out = if config.snapshot {
-        config.snapshot_file()
-    } else {
-        config.run_dir.join("startup-check.snap")
-    };
+    let stored = store.stage(&config.bundle)?;
+    check_bundle(&exe, &stored)?;
+    store.promote(stored);
+    rundir::write_file(
+        &config.run_dir,
+        "ssrd.pid",
+        format!("{}\n", std::process::id()).as_bytes(),
+    )
+    .map_err(|e| UpError::setup(format!("writing {}: {e}", config.pid_file().display())))?;
+    let pid_file = config.pid_file();
+    let code = run(config, exe, listeners, store, lock);
+    let _ = std::fs::remove_file(pid_file);
+    code
+}
+
+/// Evaluates the bundle once, in a child process, before starting anything:
+/// a broken bundle fails `up` at once, and every worker then starts from
+/// the snapshot this writes.
+fn check_bundle(exe: &Path, stored: &Stored) -> Result<()> {
     let mut check = Command::new(exe);
     check
         .arg("snapshot")
         .arg("--bundle")
-        .arg(&config.bundle)
+        .arg(&stored.js)
         .arg("--out")
-        .arg(&out);
+        .arg(&stored.snapshot);
     match preflight::run_with_timeout(&mut check, Duration::from_secs(120)) {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(UpError::bundle(format!(
-            "bundle {} does not load: {}",
-            config.bundle.display(),
+            "the bundle does not load: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         ))),
         Err(e) => Err(UpError::bundle(format!("checking the bundle: {e}"))),
     }
 }
 
-fn run(config: Config, exe: PathBuf, listeners: Vec<std::net::TcpListener>) -> Result<i32> {
+fn run(
+    config: Config,
+    exe: PathBuf,
+    listeners: Listeners,
+    store: BundleStore,
+    lock: RunLock,
+) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -90,87 +113,113 @@ fn run(config: Config, exe: PathBuf, listeners: Vec<std::net::TcpListener>) -> R
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.metrics_port))
             .await
             .map_err(|e| UpError::setup(format!("metrics port {}: {e}", config.metrics_port)))?;
-        let api = HaproxyApi::new(config.haproxy_socket());
+        let api = HaproxyApi::new();
         tokio::spawn(metrics::serve(
             listener,
             metrics.clone(),
-            api,
+            api.clone(),
             std::future::pending(),
         ));
         log::info(
             "starting the tier",
             json!({"workers": config.workers, "bundle": config.bundle, "run_dir": config.run_dir}),
         );
-        Ok(Supervisor::new(config, exe, listeners, tx, metrics)
-            .run(rx)
-            .await)
+        let parts = supervisor::Parts {
+            exe,
+            listeners,
+            store,
+            lock,
+            api,
+            tx,
+            metrics,
+        };
+        Ok(Supervisor::new(config, parts).run(rx).await)
     })
 }
 
-/// Resolves binaries, checks ports, writes and checks the configs.
-fn prepare(config: &mut Config) -> Result<()> {
-    config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
-    config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
-    config.bundle = absolute(&config.bundle);
-    config.run_dir = absolute(&config.run_dir);
-    preflight::ports_free(config)?;
-    write_configs(config)?;
-    check_configs(config)
-}
-
-/// Binds every worker port once, for the life of the tier (spawn.rs says why).
-fn bind_workers(config: &Config) -> Result<Vec<std::net::TcpListener>> {
-    (0..config.workers)
-        .map(|i| {
-            let port = config.worker_port(i);
-            std::net::TcpListener::bind(("127.0.0.1", port))
-                .map_err(|e| UpError::setup(format!("port {port} for worker {}: {e}", i + 1)))
-        })
-        .collect()
-}
-
-/// Renders both configs into the run dir.
-pub fn write_configs(config: &Config) -> Result<()> {
-    let rendered = templates::render(config)?;
-    let run = &config.run_dir;
-    std::fs::create_dir_all(run.join("nginx"))
-        .map_err(|e| UpError::setup(format!("creating {}: {e}", run.display())))?;
-    for (file, text) in [
-        ("nginx.conf", &rendered.nginx),
-        ("haproxy.cfg", &rendered.haproxy),
-    ] {
-        let path = run.join(file);
-        std::fs::write(&path, text)
-            .map_err(|e| UpError::setup(format!("writing {}: {e}", path.display())))?;
+/// Raises this process's open-file limit to its hard limit (children
+/// inherit it) and returns it: nginx sizes its connections from it.
+fn raise_nofile() -> u64 {
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
     }
-    Ok(())
+    soft
 }
 
-/// `nginx -t` and `haproxy -c` on the written configs.
+/// The open-file limit now, for printing configs.
+pub fn current_nofile() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024)
+}
+
+/// Writes nginx's config, and haproxy's with every worker out of rotation
+/// (the supervisor rewrites it at every haproxy start).
+pub fn write_configs(config: &Config, nofile: u64) -> Result<()> {
+    let nginx = templates::nginx(config, nofile)?;
+    rundir::subdir(&config.run_dir, "nginx")?;
+    write(config, "nginx.conf", &nginx)?;
+    write_haproxy_config(config, &[])
+}
+
+/// Writes haproxy's config, with these worker slots in rotation.
+pub fn write_haproxy_config(config: &Config, in_rotation: &[bool]) -> Result<()> {
+    let haproxy = templates::haproxy(config, in_rotation)?;
+    write(config, "haproxy.cfg", &haproxy)
+}
+
+fn write(config: &Config, name: &str, text: &str) -> Result<()> {
+    rundir::write_file(&config.run_dir, name, text.as_bytes()).map_err(|e| {
+        UpError::setup(format!(
+            "writing {}: {e}",
+            config.run_dir.join(name).display()
+        ))
+    })
+}
+
+/// `nginx -t` and `haproxy -c` on the written configs. haproxy checks that
+/// its inherited descriptors are what the config says (a listening socket
+/// at fd 3, a socket pair at fd 4), so the check gets stand-ins.
 pub fn check_configs(config: &Config) -> Result<()> {
     let mut nginx = Command::new(&config.nginx);
     nginx.arg("-t").args(supervisor::nginx_args(config));
     preflight::check_command("nginx -t", &mut nginx)?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| UpError::setup(format!("binding a port for haproxy -c: {e}")))?;
+    let (_ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| UpError::setup(format!("a socket pair for haproxy -c: {e}")))?;
+    let fds = [(listener.as_raw_fd(), 3), (theirs.as_raw_fd(), 4)];
     let mut haproxy = Command::new(&config.haproxy);
     haproxy
         .arg("-c")
         .arg("-f")
         .arg(config.run_dir.join("haproxy.cfg"));
+    // SAFETY: pass_fds only makes async-signal-safe calls (fcntl, dup2) on
+    // descriptors we own.
+    unsafe {
+        haproxy.pre_exec(move || supervisor::pass_fds(&fds));
+    }
     preflight::check_command("haproxy -c", &mut haproxy)
 }
 
 /// `ssrd config`: print both configs, optionally checked.
 pub fn print_config(mut config: Config, check: bool) -> Result<()> {
     config.run_dir = absolute(&config.run_dir);
-    let rendered = templates::render(&config)?;
+    let nofile = current_nofile();
+    let nginx = templates::nginx(&config, nofile)?;
+    let haproxy = templates::haproxy(&config, &[])?;
     println!("# ---- {}/nginx.conf ----", config.run_dir.display());
-    println!("{}", rendered.nginx);
+    println!("{nginx}");
     println!("# ---- {}/haproxy.cfg ----", config.run_dir.display());
-    println!("{}", rendered.haproxy);
+    println!("{haproxy}");
     if check {
         config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
         config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
-        write_configs(&config)?;
+        rundir::prepare(&config.run_dir)?;
+        write_configs(&config, nofile)?;
         check_configs(&config)?;
         eprintln!("nginx -t and haproxy -c accept both configs");
     }

@@ -456,7 +456,7 @@ fn random_bodies_never_get_anything_but_json_answers() {
 
 #[test]
 fn web_apis_work_with_and_without_a_snapshot() {
-    let dir = tempdir("webapis");
+    let dir = common::tempdir("webapis");
     let snap = dir.join("web-apis.snap");
     let snap_arg = snap.to_str().unwrap().to_string();
     for (mode, extra) in [
@@ -490,7 +490,7 @@ fn web_apis_work_with_and_without_a_snapshot() {
 
 #[test]
 fn snapshot_boots_render_the_same_html() {
-    let dir = tempdir("snap");
+    let dir = common::tempdir("snap");
     let snap = dir.join("server.snap");
     let plain = Worker::start(&bundle("server.js"), &[]);
     let body = common::bench_fixture("batch-small.json");
@@ -614,12 +614,6 @@ fn render_command_prints_html_or_a_json_error() {
     assert_eq!(err["statusCode"], 404);
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ssrd-test-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn send_signal(pid: i32, sig: i32) -> i32 {
     std::process::Command::new("kill")
         .args([format!("-{sig}"), pid.to_string()])
@@ -731,5 +725,48 @@ fn markup_option_answers_placements_for_successes_and_failures() {
         plain["results"]["0"]["meta"],
         json!({}),
         "markup only when asked"
+    );
+}
+
+#[test]
+fn a_caller_that_goes_away_stops_its_render_at_once() {
+    let w = Worker::faults(&[
+        "--render-timeout-ms",
+        "10000",
+        "--request-budget-ms",
+        "60000",
+    ]);
+    let runaways: serde_json::Map<String, Value> = (0..5)
+        .map(|i| (i.to_string(), json!({"name": "Runaway"})))
+        .collect();
+    let bodies = [
+        // A synchronous loop: terminated by the watchdog at once.
+        Value::Object(runaways).to_string(),
+        // An async render waiting on a timer: no JS runs, the wait ends.
+        json!({"0": {"name": "Deferred", "data": {"ms": 8000}}}).to_string(),
+    ];
+    for body in bodies {
+        let mut s = TcpStream::connect(("127.0.0.1", w.port)).unwrap();
+        let req = format!(
+            "POST /batch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(s);
+        let started = Instant::now();
+        let v = w.batch(&json!({"0": {"name": "HelloWorld"}}));
+        assert_eq!(v["results"]["0"]["statusCode"], 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the next caller waited {:?} for a render nobody wanted",
+            started.elapsed()
+        );
+    }
+    let stats = w.get("/stats").json();
+    assert_eq!(stats["abandoned"], 2, "{stats}");
+    assert_eq!(
+        stats["jobs"]["timeout"], 2,
+        "only the two cut short: {stats}"
     );
 }

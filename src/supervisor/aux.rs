@@ -1,9 +1,15 @@
 //! The auxiliary processes, nginx and haproxy: one abstraction for both.
-//! Each is started from its rendered config, restarted with backoff when it
-//! dies while the tier runs, and signalled during shutdown. haproxy is only
-//! started once its runtime API answers; after a restart every worker's
-//! state is sent to it again (`resync`).
+//!
+//! Each gets its listening socket from the supervisor (listeners.rs) as fd
+//! 3, so while one restarts, connections wait in the socket's queue. nginx
+//! runs under `ssrd tether` (tether.rs), which takes its worker processes
+//! down with it whatever happens to the supervisor or to nginx's master.
+//! haproxy gets a fresh runtime-API channel as fd 4 at every start, and a
+//! config naming the workers currently in rotation, so a restarted haproxy
+//! routes at once. A process that ran for a while and died is restarted at
+//! once; one that keeps dying right after start is restarted with backoff.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -13,13 +19,10 @@ use serde_json::json;
 use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
-use super::restart::Backoff;
+use super::restart::{Backoff, STABLE_AFTER};
 use super::shutdown::Phase;
-use super::slot::SlotState;
-use super::spawn;
-use super::spawn::Exit;
+use super::spawn::{self, ChildSpec, Exit, AUX_FD, LISTEN_FD};
 use super::Supervisor;
-use crate::config::Config;
 
 /// How long haproxy may take to answer on its runtime API after starting.
 const HAPROXY_START: Duration = Duration::from_secs(10);
@@ -41,9 +44,7 @@ impl AuxKind {
 
 /// nginx or haproxy, and whichever process currently runs it.
 pub struct Aux {
-    /// Which one.
-    pub kind: AuxKind,
-    /// The running process.
+    /// The running process (for nginx: its tether).
     pub pid: Option<Pid>,
     /// Its std handle (kept so it is not dropped early; never waited on).
     child: Option<Child>,
@@ -56,9 +57,8 @@ pub struct Aux {
 }
 
 impl Aux {
-    pub fn new(kind: AuxKind) -> Self {
+    pub fn new() -> Self {
         Aux {
-            kind,
             pid: None,
             child: None,
             started: Instant::now(),
@@ -67,28 +67,19 @@ impl Aux {
         }
     }
 
-    /// Spawns the process from the rendered config.
-    fn spawn(&mut self, config: &Config) -> Result<Pid, String> {
-        let (program, args) = match self.kind {
-            AuxKind::Nginx => (&config.nginx, spawn::nginx_args(config)),
-            AuxKind::Haproxy => (&config.haproxy, spawn::haproxy_args(config)),
-        };
-        let child = spawn::spawn(program, &args, false, None)
-            .map_err(|e| format!("spawning {}: {e}", program.display()))?;
-        let pid = Pid::from_raw(child.id() as i32);
-        self.pid = Some(pid);
-        self.child = Some(child);
-        self.started = Instant::now();
-        Ok(pid)
-    }
-
-    /// Its process exited. While the tier runs, schedules a restart with
-    /// backoff and returns the delay.
+    /// Its process exited. While the tier runs, schedules a restart: at
+    /// once after a long run, with backoff in a crash loop.
     fn exited(&mut self, running: bool) -> Option<Duration> {
         self.pid = None;
         self.child = None;
         running.then(|| {
-            let delay = self.backoff.after_crash(self.started.elapsed());
+            let ran = self.started.elapsed();
+            let delay = if ran >= STABLE_AFTER {
+                self.backoff.reset();
+                Duration::ZERO
+            } else {
+                self.backoff.after_crash(ran)
+            };
             self.restart_at = Some(Instant::now() + delay);
             delay
         })
@@ -99,6 +90,16 @@ impl Aux {
         if let Some(pid) = self.pid {
             spawn::signal(pid, signal);
         }
+    }
+
+    /// Ends it now, with everything it started. nginx's tether turns
+    /// SIGUSR2 into SIGKILL for every process group it started (a SIGKILL
+    /// to the tether itself would orphan nginx's workers).
+    pub fn kill(&self, kind: AuxKind) {
+        self.signal(match kind {
+            AuxKind::Nginx => Signal::SIGUSR2,
+            AuxKind::Haproxy => Signal::SIGKILL,
+        });
     }
 }
 
@@ -113,11 +114,15 @@ impl Supervisor {
     /// Starts nginx or haproxy; haproxy only counts as started once its
     /// runtime API answers.
     pub(super) async fn start_aux(&mut self, kind: AuxKind) -> Result<(), String> {
-        if kind == AuxKind::Haproxy {
-            let _ = std::fs::remove_file(self.config.haproxy_socket());
-        }
-        let config = self.config.clone();
-        let pid = self.aux_mut(kind).spawn(&config)?;
+        let child = match kind {
+            AuxKind::Nginx => self.spawn_nginx()?,
+            AuxKind::Haproxy => self.spawn_haproxy()?,
+        };
+        let pid = Pid::from_raw(child.id() as i32);
+        let aux = self.aux_mut(kind);
+        aux.pid = Some(pid);
+        aux.child = Some(child);
+        aux.started = Instant::now();
         if kind == AuxKind::Nginx {
             return Ok(());
         }
@@ -137,6 +142,48 @@ impl Supervisor {
         ))
     }
 
+    fn spawn_nginx(&mut self) -> Result<Child, String> {
+        let mut args = vec![
+            "tether".into(),
+            "--".into(),
+            self.config.nginx.clone().into(),
+        ];
+        args.extend(spawn::nginx_args(&self.config));
+        spawn::spawn(&ChildSpec {
+            program: &self.exe,
+            args,
+            fds: vec![(self.listeners.public.as_raw_fd(), LISTEN_FD)],
+            // nginx takes inherited listening sockets from this variable.
+            env: vec![("NGINX", format!("{LISTEN_FD};"))],
+            pipe_stdin: false,
+            pipe_stdout: false,
+        })
+        .map_err(|e| format!("spawning nginx (through ssrd tether): {e}"))
+    }
+
+    fn spawn_haproxy(&mut self) -> Result<Child, String> {
+        // The config names the workers in rotation now: a restarted haproxy
+        // routes at once instead of starting with every worker in MAINT.
+        let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
+        crate::up::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
+        let channel: OwnedFd = self
+            .api
+            .new_channel()
+            .map_err(|e| format!("creating haproxy's runtime API channel: {e}"))?;
+        spawn::spawn(&ChildSpec {
+            program: &self.config.haproxy,
+            args: spawn::haproxy_args(&self.config),
+            fds: vec![
+                (self.listeners.haproxy.as_raw_fd(), LISTEN_FD),
+                (channel.as_raw_fd(), AUX_FD),
+            ],
+            env: vec![],
+            pipe_stdin: false,
+            pipe_stdout: false,
+        })
+        .map_err(|e| format!("spawning {}: {e}", self.config.haproxy.display()))
+    }
+
     /// Reaps nginx and haproxy if they exited.
     pub(super) fn reap_aux(&mut self) {
         for kind in [AuxKind::Nginx, AuxKind::Haproxy] {
@@ -146,19 +193,27 @@ impl Supervisor {
                 continue;
             };
             log_exit(kind, exit, aux.exited(running));
+            if kind == AuxKind::Nginx && matches!(exit, Exit::Signal(_)) {
+                // The tether itself was killed: nginx's master went with it
+                // (parent-death signal), but its workers may not have.
+                crate::leftovers::kill_groups(&self.config.run_dir, &["nginx.pid"]);
+            }
         }
     }
 
-    /// Restarts whichever auxiliary process is due, then re-sends worker
-    /// states to a restarted haproxy.
+    /// Restarts whichever auxiliary process is due.
     pub(super) async fn restart_due_aux(&mut self, now: Instant) {
         for kind in [AuxKind::Haproxy, AuxKind::Nginx] {
             if self.aux_mut(kind).restart_at.is_none_or(|t| t > now) {
                 continue;
             }
             self.aux_mut(kind).restart_at = None;
+            let started = Instant::now();
             match self.start_aux(kind).await {
-                Ok(()) => self.resync |= kind == AuxKind::Haproxy,
+                Ok(()) => log::info(
+                    &format!("{} restarted", kind.name()),
+                    json!({"start_ms": started.elapsed().as_secs_f64() * 1000.0}),
+                ),
                 Err(e) => {
                     log::error(
                         "restart failed",
@@ -169,18 +224,24 @@ impl Supervisor {
                 }
             }
         }
-        if self.resync && self.api.is_up().await {
-            self.resync = false;
-            for slot in &self.slots {
-                let state = if slot.state == SlotState::Ready {
-                    ServerState::Ready
-                } else {
-                    ServerState::Maint
-                };
-                if let Err(e) = self.api.set_state(&slot.name, state).await {
-                    log::error("haproxy resync failed", json!({"error": e}));
-                    self.resync = true;
-                }
+        if self.resync && self.haproxy.pid.is_some() {
+            self.resync_states().await;
+        }
+    }
+
+    /// Sends every worker's state to haproxy again, after a command failed.
+    async fn resync_states(&mut self) {
+        self.resync = false;
+        for slot in &self.slots {
+            let state = if slot.in_rotation {
+                ServerState::Ready
+            } else {
+                ServerState::Maint
+            };
+            if let Err(e) = self.api.set_state(&slot.name, state).await {
+                log::error("haproxy resync failed", json!({"error": e}));
+                self.resync = true;
+                return;
             }
         }
     }

@@ -1,13 +1,25 @@
-//! haproxy's runtime API over its admin unix socket.
+//! haproxy's runtime API, over a socket pair instead of a file.
+//!
+//! The supervisor starts each haproxy with one end of a unix socket pair as
+//! fd 4 (`stats socket sockpair@4 level admin`) and keeps the other end. To
+//! send a command it makes a fresh pair, passes one end to haproxy over
+//! that channel (SCM_RIGHTS), and talks on the other: haproxy treats it as
+//! a new connection. Nothing lives in the filesystem, so no other user can
+//! reach the admin API, and deleting the run dir cannot cut the supervisor
+//! off from haproxy.
 //!
 //! One command per connection (haproxy's non-interactive mode: it answers
 //! and closes), each bounded by a timeout. The supervisor uses it to set
 //! workers READY / DRAIN / MAINT and to read per-server sessions and the
 //! queue length.
 
-use std::path::PathBuf;
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -49,27 +61,57 @@ pub struct ServerStat {
     pub status: String,
 }
 
-/// A client for one haproxy's runtime API.
+/// A client for the running haproxy's runtime API. Cheap to clone; every
+/// clone follows the channel of the haproxy started last.
 #[derive(Debug, Clone)]
 pub struct HaproxyApi {
-    /// The `stats socket … level admin` path.
-    socket: PathBuf,
+    /// The supervisor's end of the channel to the current haproxy.
+    channel: Arc<Mutex<Option<StdUnixStream>>>,
     /// Bound on connecting, writing and reading one command.
     timeout: Duration,
 }
 
 impl HaproxyApi {
-    pub fn new(socket: PathBuf) -> Self {
+    pub fn new() -> Self {
         HaproxyApi {
-            socket,
+            channel: Arc::default(),
             timeout: Duration::from_secs(2),
         }
+    }
+
+    /// A new channel for a haproxy about to start: returns its end, to hand
+    /// over as fd 4; commands go to that haproxy from now on.
+    pub fn new_channel(&self) -> std::io::Result<OwnedFd> {
+        let (ours, theirs) = StdUnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = Some(ours);
+        Ok(theirs.into())
+    }
+
+    /// Opens a connection to haproxy: a fresh socket pair, one end passed
+    /// over the channel.
+    fn connect(&self) -> std::io::Result<StdUnixStream> {
+        let (ours, theirs) = StdUnixStream::pair()?;
+        let guard = self.channel.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = guard
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("haproxy is not running"))?;
+        let fds = [theirs.as_raw_fd()];
+        sendmsg::<()>(
+            channel.as_raw_fd(),
+            &[IoSlice::new(b"\0")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        ours.set_nonblocking(true)?;
+        Ok(ours)
     }
 
     /// Sends one command and returns haproxy's answer.
     pub async fn command(&self, cmd: &str) -> Result<String, String> {
         let exchange = async {
-            let mut stream = UnixStream::connect(&self.socket).await?;
+            let mut stream = UnixStream::from_std(self.connect()?)?;
             stream.write_all(format!("{cmd}\n").as_bytes()).await?;
             let mut answer = String::new();
             stream.read_to_string(&mut answer).await?;
@@ -77,13 +119,9 @@ impl HaproxyApi {
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(format!(
-                "haproxy runtime API ({}): {e}",
-                self.socket.display()
-            )),
+            Ok(Err(e)) => Err(format!("haproxy runtime API: {e}")),
             Err(_) => Err(format!(
-                "haproxy runtime API ({}): no answer within {:?}",
-                self.socket.display(),
+                "haproxy runtime API: no answer within {:?}",
                 self.timeout
             )),
         }

@@ -60,6 +60,13 @@ pub struct Metrics {
     pub queue_length: IntGauge,
     /// Bundle reloads by result (ok, failed).
     pub reloads: IntCounterVec,
+    /// Requests put in quarantine (they crashed two workers).
+    pub quarantined: IntCounter,
+    /// Requests refused unrendered because they are quarantined.
+    pub quarantine_refusals: IntCounter,
+    /// Requests whose caller went away before the answer (rendering
+    /// stopped).
+    pub abandoned: IntCounter,
     /// Component names seen, to cap label cardinality.
     components: Mutex<HashSet<String>>,
 }
@@ -129,6 +136,21 @@ impl Metrics {
             &["result"],
         )
         .expect("metric definition");
+        let quarantined = IntCounter::new(
+            "ssrd_quarantined_requests_total",
+            "Requests quarantined because they crashed two workers.",
+        )
+        .expect("metric definition");
+        let quarantine_refusals = IntCounter::new(
+            "ssrd_quarantine_refusals_total",
+            "Requests refused unrendered because they are quarantined.",
+        )
+        .expect("metric definition");
+        let abandoned = IntCounter::new(
+            "ssrd_abandoned_requests_total",
+            "Requests whose caller went away before the answer; their rendering stopped.",
+        )
+        .expect("metric definition");
         for c in [
             Box::new(render_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(queue_wait.clone()),
@@ -141,6 +163,9 @@ impl Metrics {
             Box::new(rss.clone()),
             Box::new(queue_length.clone()),
             Box::new(reloads.clone()),
+            Box::new(quarantined.clone()),
+            Box::new(quarantine_refusals.clone()),
+            Box::new(abandoned.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -171,6 +196,9 @@ impl Metrics {
             rss,
             queue_length,
             reloads,
+            quarantined,
+            quarantine_refusals,
+            abandoned,
             components: Mutex::new(HashSet::new()),
         })
     }

@@ -10,6 +10,9 @@
 //! - `workers.rs`: carrying those out: spawn, events, rotation, exits;
 //! - `aux.rs`: nginx and haproxy, one abstraction for both;
 //! - `rollout.rs`: reloads and recycling, one replacement at a time;
+//! - `listeners.rs`: every listening socket, owned here, inherited by all;
+//! - `quarantine.rs`: requests that crash workers, refused for a while;
+//! - `run_dir.rs`: recreates the run dir if it is deleted while running;
 //! - `recycle.rs`: when a healthy worker is due for recycling;
 //! - `restart.rs`: backoff for crash loops; `reason.rs`: restart reasons;
 //! - `shutdown.rs`: the phases of a graceful stop;
@@ -21,11 +24,14 @@ mod announce;
 mod aux;
 mod event;
 pub mod haproxy_api;
+pub mod listeners;
 pub mod metrics;
+mod quarantine;
 mod reason;
 mod recycle;
 mod restart;
 mod rollout;
+mod run_dir;
 mod shutdown;
 mod signals;
 mod slot;
@@ -33,7 +39,6 @@ mod spawn;
 mod telemetry;
 mod workers;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,17 +48,21 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use ssrd_worker::log;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::bundle_store::BundleStore;
 use crate::config::Config;
+use crate::leftovers::RunLock;
 use aux::{Aux, AuxKind};
 pub use event::Event;
 use haproxy_api::HaproxyApi;
+use listeners::Listeners;
 use metrics::Metrics;
+use quarantine::Strikes;
 use recycle::{Jitter, Policy};
 use rollout::{Check, Rollout};
 use shutdown::Phase;
 pub use signals::forward as forward_signals;
 use slot::Slot;
-pub use spawn::nginx_args;
+pub use spawn::{nginx_args, pass_fds};
 
 /// How often the supervisor looks at timers and draining workers.
 const TICK: Duration = Duration::from_millis(100);
@@ -75,9 +84,15 @@ pub struct Supervisor {
     jitter: Jitter,
     /// The worker slots.
     slots: Vec<Slot>,
-    /// Each slot's listening socket, bound once and inherited by every
-    /// process that fills the slot (see spawn.rs).
-    listeners: Vec<TcpListener>,
+    /// Every listening socket, bound once and inherited by every process
+    /// that serves on it (listeners.rs).
+    listeners: Listeners,
+    /// The bundles the tier accepted; workers start from the current one.
+    store: BundleStore,
+    /// The run dir's lock, held for the supervisor's life.
+    lock: RunLock,
+    /// Requests that crashed workers, and those quarantined.
+    strikes: Strikes,
     /// The nginx process.
     nginx: Aux,
     /// The haproxy process.
@@ -98,14 +113,26 @@ pub struct Supervisor {
     resync: bool,
 }
 
+/// What `ssrd up` prepared for the supervisor.
+pub struct Parts {
+    /// This binary, to spawn workers, tethers and bundle checks.
+    pub exe: PathBuf,
+    /// The tier's listening sockets.
+    pub listeners: Listeners,
+    /// The bundle store, with the checked bundle current.
+    pub store: BundleStore,
+    /// The run dir's lock.
+    pub lock: RunLock,
+    /// haproxy's runtime API (shared with the metrics server).
+    pub api: HaproxyApi,
+    /// For worker stdout forwarders.
+    pub tx: UnboundedSender<Event>,
+    /// Prometheus metrics (shared with the metrics server).
+    pub metrics: Arc<Metrics>,
+}
+
 impl Supervisor {
-    pub fn new(
-        config: Config,
-        exe: PathBuf,
-        listeners: Vec<TcpListener>,
-        tx: UnboundedSender<Event>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(config: Config, parts: Parts) -> Self {
         let now = Instant::now();
         let slots = (0..config.workers)
             .map(|i| Slot::new(crate::templates::server_name(i), now))
@@ -116,17 +143,20 @@ impl Supervisor {
             rss_bytes: config.recycle_rss_mb << 20,
         };
         Supervisor {
-            api: HaproxyApi::new(config.haproxy_socket()),
+            api: parts.api,
             config,
-            exe,
-            tx,
-            metrics,
+            exe: parts.exe,
+            tx: parts.tx,
+            metrics: parts.metrics,
             policy,
             jitter: Jitter::from_clock(),
             slots,
-            listeners,
-            nginx: Aux::new(AuxKind::Nginx),
-            haproxy: Aux::new(AuxKind::Haproxy),
+            listeners: parts.listeners,
+            store: parts.store,
+            lock: parts.lock,
+            strikes: Strikes::default(),
+            nginx: Aux::new(),
+            haproxy: Aux::new(),
             rollout: Rollout::default(),
             generation: 0,
             check: None,
@@ -190,6 +220,7 @@ impl Supervisor {
         self.reap().await;
         if self.phase == Phase::Running {
             let now = Instant::now();
+            self.keep_run_dir();
             self.poll_check();
             self.restart_due_aux(now).await;
             self.worker_timers(now).await;

@@ -1,10 +1,13 @@
 //! Rolling replacement of workers, one at a time: for reloads (a new
 //! bundle) and for recycling (request quota, heap, RSS).
 //!
-//! A reload (SIGHUP or `ssrd reload`) first checks the new bundle in a
-//! separate process (`ssrd snapshot`: evaluate it, check the contract, write
-//! the snapshot new workers will start from). Only if that succeeds is
-//! every worker queued for replacement. A recycle queues one worker.
+//! A reload (SIGHUP or `ssrd reload`) stages the bundle file's content in
+//! the bundle store and checks it in a separate process (`ssrd snapshot`:
+//! evaluate it, check the contract, write the snapshot new workers will
+//! start from). Only if that succeeds does it become the store's current
+//! bundle and is every worker queued for replacement; otherwise the staged
+//! copy is dropped and workers, even ones that restart for other reasons,
+//! keep starting from the last good bundle. A recycle queues one worker.
 //!
 //! Replacing one worker: DRAIN in haproxy, wait until haproxy has no session
 //! on it, SIGTERM (it finishes what it has), start a fresh one in the same
@@ -14,7 +17,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -25,9 +28,9 @@ use super::haproxy_api::ServerState;
 use super::reason::Reason;
 use super::shutdown::Phase;
 use super::slot::SlotState;
-use super::spawn;
+use super::spawn::{self, ChildSpec};
 use super::Supervisor;
-use crate::config::Config;
+use crate::bundle_store::Stored;
 
 /// A reload's bundle check that takes longer is killed and fails.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -106,35 +109,35 @@ pub fn should_drain(
 /// A reload's bundle check in a child process (so a bundle that hangs or
 /// crashes V8 cannot hurt the supervisor).
 pub struct Check {
-    /// `ssrd snapshot` of the bundle.
+    /// `ssrd snapshot` of the staged bundle.
     child: Child,
     /// When it started, for the timeout.
     started: Instant,
+    /// The bundle being checked, staged in the store.
+    staged: Stored,
 }
 
 impl Check {
-    pub fn start(exe: &Path, config: &Config) -> std::io::Result<Check> {
-        let out = if config.snapshot {
-            config.snapshot_file()
-        } else {
-            config.run_dir.join("reload-check.snap")
-        };
+    pub fn start(exe: &Path, staged: Stored) -> std::io::Result<Check> {
         let args: Vec<OsString> = vec![
             "snapshot".into(),
             "--bundle".into(),
-            config.bundle.clone().into(),
+            staged.js.clone().into(),
             "--out".into(),
-            out.into(),
+            staged.snapshot.clone().into(),
         ];
-        let child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let child = spawn::spawn(&ChildSpec {
+            program: exe,
+            args,
+            fds: vec![],
+            env: vec![],
+            pipe_stdin: false,
+            pipe_stdout: false,
+        })?;
         Ok(Check {
             child,
             started: Instant::now(),
+            staged,
         })
     }
 
@@ -171,19 +174,29 @@ impl Supervisor {
             );
             return;
         }
-        match Check::start(&self.exe, &self.config) {
-            Ok(check) => {
+        let started = self
+            .store
+            .stage(&self.config.bundle)
+            .map_err(|e| e.context)
+            .and_then(|staged| {
+                let sha256 = staged.sha256.clone();
+                Check::start(&self.exe, staged)
+                    .map(|check| (check, sha256))
+                    .map_err(|e| format!("cannot run the bundle check: {e}"))
+            });
+        match started {
+            Ok((check, sha256)) => {
                 log::info(
                     "reload: checking the bundle",
-                    json!({"bundle": self.config.bundle}),
+                    json!({"bundle": self.config.bundle, "sha256": sha256}),
                 );
                 self.check = Some(check);
             }
             Err(e) => {
                 self.metrics.reloads.with_label_values(&["failed"]).inc();
                 log::error(
-                    "reload: cannot run the bundle check",
-                    json!({"error": e.to_string()}),
+                    "reload: the bundle cannot be checked; workers keep the old bundle",
+                    json!({"error": e}),
                 );
             }
         }
@@ -194,22 +207,27 @@ impl Supervisor {
         let Some(passed) = self.check.as_mut().and_then(Check::poll) else {
             return;
         };
-        self.check = None;
+        let Some(check) = self.check.take() else {
+            return;
+        };
         if passed {
+            let sha256 = check.staged.sha256.clone();
+            self.store.promote(check.staged);
             self.generation += 1;
             self.metrics.reloads.with_label_values(&["ok"]).inc();
             log::info(
                 "reload: bundle is good; replacing workers one at a time",
-                json!({"generation": self.generation, "workers": self.slots.len()}),
+                json!({"generation": self.generation, "workers": self.slots.len(), "sha256": sha256}),
             );
             for i in 0..self.slots.len() {
                 self.rollout.enqueue(i, Reason::Reload);
             }
         } else {
+            self.store.discard(&check.staged);
             self.metrics.reloads.with_label_values(&["failed"]).inc();
             log::error(
                 "reload: the bundle failed its check (see the error above); workers keep the old bundle",
-                json!({"bundle": self.config.bundle}),
+                json!({"bundle": self.config.bundle, "sha256": check.staged.sha256}),
             );
         }
         if std::mem::take(&mut self.reload_again) {
@@ -221,6 +239,7 @@ impl Supervisor {
     pub(super) fn cancel_check(&mut self) {
         if let Some(mut check) = self.check.take() {
             check.cancel();
+            self.store.discard(&check.staged);
         }
     }
 

@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 use ssrd_worker::log;
 
+use super::aux::AuxKind;
 use super::slot::SlotState;
 use super::spawn;
 use super::Supervisor;
@@ -148,7 +149,7 @@ impl Supervisor {
             Action::QuitNginx => self.nginx.signal(Signal::SIGQUIT),
             Action::KillNginx => {
                 log::warn("nginx did not finish in time; killing it", json!({}));
-                self.nginx.signal(Signal::SIGKILL);
+                self.nginx.kill(AuxKind::Nginx);
             }
             Action::StopWorkers => {
                 log::info("stopping workers", json!({}));
@@ -180,8 +181,8 @@ impl Supervisor {
         for pid in self.slots.iter().filter_map(|s| s.pid) {
             spawn::signal(pid, Signal::SIGKILL);
         }
-        self.nginx.signal(Signal::SIGKILL);
-        self.haproxy.signal(Signal::SIGKILL);
+        self.nginx.kill(AuxKind::Nginx);
+        self.haproxy.kill(AuxKind::Haproxy);
     }
 }
 

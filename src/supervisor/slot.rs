@@ -11,7 +11,8 @@
 //!                                                   spawn at once ◀─┘
 //! ```
 
-use std::process::Child;
+use std::fs::File;
+use std::process::{Child, ChildStdin};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -80,6 +81,11 @@ pub struct Slot {
     pub replace_reason: Option<Reason>,
     /// Whether haproxy may send this slot new requests (READY).
     pub in_rotation: bool,
+    /// The slot's slate: every process filling the slot writes the request
+    /// it renders there (as fd 4), read back if the process dies.
+    pub slate: Option<File>,
+    /// The current process's control input (quarantines).
+    pub stdin: Option<ChildStdin>,
 }
 
 impl Slot {
@@ -99,8 +105,19 @@ impl Slot {
             kill_reason: None,
             replace_reason: None,
             in_rotation: false,
+            slate: new_slate(),
+            stdin: None,
         }
     }
+}
+
+/// A slate: a small anonymous file (memfd), idle.
+fn new_slate() -> Option<File> {
+    let fd = nix::sys::memfd::memfd_create(c"ssrd-slate", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .ok()?;
+    let file = File::from(fd);
+    ssrd_worker::slate::reset(&file);
+    Some(file)
 }
 
 /// What to do with a slot whose process exited.
@@ -108,12 +125,14 @@ impl Slot {
 pub enum AfterExit {
     /// The tier is stopping: out of rotation, stays empty.
     Stay,
-    /// It answered its last job and exited on purpose (heap limit): start
-    /// the replacement at once and keep the slot in rotation; connections
-    /// sent to it meanwhile wait in its socket's accept queue.
+    /// It was serving (it died, was killed, or retired on its heap limit):
+    /// start the replacement at once and keep the slot in rotation.
+    /// Connections sent to it meanwhile wait in its socket's accept queue
+    /// for the replacement (tens of ms), so no request fails; the slot only
+    /// leaves rotation if the replacement is slow to come up.
     RespawnInRotation,
-    /// Out of rotation, replacement at once (a planned replacement, or a
-    /// worker that had been serving: not a crash loop).
+    /// Out of rotation, replacement at once (a planned replacement of a
+    /// drained worker).
     RespawnNow,
     /// Out of rotation, replacement after a growing delay (it died before
     /// it ever got ready: a crash loop must not spin the CPU).
@@ -151,12 +170,13 @@ pub fn plan_exit(
         (None, false, Exit::Code(exit_code::BUNDLE)) => Reason::Bundle,
         (None, false, _) => Reason::Crash,
     };
-    let after = if reason == Reason::HeapLimit {
-        AfterExit::RespawnInRotation
-    } else if planned || matches!(state, SlotState::Ready | SlotState::Draining { .. }) {
-        AfterExit::RespawnNow
-    } else {
-        AfterExit::RespawnAfterBackoff
+    let after = match state {
+        SlotState::Ready => AfterExit::RespawnInRotation,
+        SlotState::Draining { .. } | SlotState::Stopping { .. } => AfterExit::RespawnNow,
+        // It never got ready: a crash loop must not spin the CPU.
+        SlotState::Starting { .. } | SlotState::Waiting { .. } | SlotState::Stopped => {
+            AfterExit::RespawnAfterBackoff
+        }
     };
     ExitPlan {
         reason: Some(reason),
@@ -254,7 +274,7 @@ mod tests {
                 None,
                 None,
                 Reason::Crash,
-                AfterExit::RespawnNow,
+                AfterExit::RespawnInRotation,
             ),
             // Heap retirement: replaced in rotation.
             (
@@ -289,7 +309,7 @@ mod tests {
                 Some(Reason::Hung),
                 None,
                 Reason::Hung,
-                AfterExit::RespawnNow,
+                AfterExit::RespawnInRotation,
             ),
             (
                 starting,

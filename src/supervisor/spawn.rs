@@ -9,12 +9,11 @@
 //! Spawning must happen on the supervisor's main thread: the parent-death
 //! signal fires when the *thread* that forked exits.
 //!
-//! Workers do not bind their ports: the supervisor binds each worker port
-//! once and hands the listening socket to every process that fills the slot,
-//! as fd 3 (`--listen-fd 3`), the way unicorn and einhorn do. Because the
-//! supervisor keeps its copy open, a connection haproxy makes in the
-//! moments after a worker dies waits in the kernel's accept queue instead
-//! of being refused (a refused connection would fail its retries at once).
+//! No child binds its own port: the supervisor binds every listening socket
+//! once (listeners.rs) and hands it to each process it starts, as fd 3, the
+//! way unicorn and einhorn do. Because the supervisor keeps its copy open,
+//! a connection that arrives while nginx, haproxy or a worker restarts
+//! waits in the kernel's accept queue instead of being refused.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -29,24 +28,54 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::event::Event;
+use crate::bundle_store::Stored;
 use crate::config::Config;
 
-/// The fd number a worker finds its inherited listening socket at.
+/// The fd number a child finds its inherited listening socket at (workers:
+/// `--listen-fd 3`; haproxy: `bind fd@3`; nginx: `NGINX=3;`).
 pub const LISTEN_FD: RawFd = 3;
+/// The second inherited fd: a worker's slate (`--slate-fd 4`), haproxy's
+/// runtime API channel (`stats socket sockpair@4`).
+pub const AUX_FD: RawFd = 4;
 
-/// Spawns `program` with the supervisor's conventions. stdout is piped when
-/// `capture_stdout` (workers: ready line and events), else inherited.
-/// `listener`, if given, is handed to the child as fd 3.
-pub fn spawn(
-    program: &Path,
-    args: &[OsString],
-    capture_stdout: bool,
-    listener: Option<RawFd>,
-) -> std::io::Result<Child> {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(if capture_stdout {
+/// How to start one child.
+pub struct ChildSpec<'a> {
+    /// The binary.
+    pub program: &'a Path,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Descriptors to hand over: (the supervisor's fd, the number the child
+    /// finds it at). At most [`MAX_FDS`].
+    pub fds: Vec<(RawFd, RawFd)>,
+    /// Extra environment variables.
+    pub env: Vec<(&'static str, String)>,
+    /// Pipe stdin (the worker's control input) instead of /dev/null.
+    pub pipe_stdin: bool,
+    /// Pipe stdout (the worker's events) instead of inheriting it.
+    pub pipe_stdout: bool,
+}
+
+/// The most descriptors one child is handed.
+pub const MAX_FDS: usize = 4;
+
+/// Spawns a child with the supervisor's conventions (own process group,
+/// parent-death signal, the descriptors of `spec.fds` at their numbers).
+pub fn spawn(spec: &ChildSpec) -> std::io::Result<Child> {
+    if spec.fds.len() > MAX_FDS {
+        return Err(std::io::Error::other("too many descriptors for one child"));
+    }
+    let mut fds = [(-1, -1); MAX_FDS];
+    fds[..spec.fds.len()].copy_from_slice(&spec.fds);
+    let n = spec.fds.len();
+    let mut cmd = Command::new(spec.program);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (*k, v)))
+        .stdin(if spec.pipe_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(if spec.pipe_stdout {
             Stdio::piped()
         } else {
             Stdio::inherit()
@@ -54,38 +83,42 @@ pub fn spawn(
         .stderr(Stdio::inherit())
         .process_group(0);
     // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls (prctl, dup2, fcntl) on fds it owns.
+    // async-signal-safe system calls (prctl, fcntl, dup2) with values
+    // prepared before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            if let Some(fd) = listener {
-                pass_fd(fd)?;
-            }
-            Ok(())
+            pass_fds(&fds[..n])
         });
     }
     cmd.spawn()
 }
 
-/// In the child: makes `fd` available as fd 3 across exec.
-fn pass_fd(fd: RawFd) -> std::io::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    use std::os::fd::BorrowedFd;
-    // SAFETY: `fd` is the supervisor's listener, open for the whole call.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    if fd == LISTEN_FD {
-        // Already in place: only clear close-on-exec.
-        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty())).map_err(std::io::Error::from)?;
-    } else {
-        // dup2 onto 3; the copy does not have close-on-exec.
-        let rc = unsafe { nix::libc::dup2(fd, LISTEN_FD) };
-        if rc < 0 {
+/// In the child: puts each (source, target) descriptor at its target
+/// number, without close-on-exec. Sources are first copied above every
+/// target so that one placement cannot overwrite another's source.
+pub fn pass_fds(fds: &[(RawFd, RawFd)]) -> std::io::Result<()> {
+    use nix::libc;
+    let mut high = [-1; MAX_FDS];
+    for (i, (src, _)) in fds.iter().enumerate() {
+        // SAFETY: plain fcntl on a descriptor the supervisor owns.
+        let fd = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, 64) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        high[i] = fd;
+    }
+    for (i, (_, target)) in fds.iter().enumerate() {
+        // SAFETY: dup2 onto a number this child is free to use; the copy
+        // at `target` does not have close-on-exec.
+        if unsafe { libc::dup2(high[i], *target) } < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())
 }
 
+/// nginx's arguments (it is started through `ssrd tether`).
 pub fn nginx_args(config: &Config) -> Vec<OsString> {
     let run = &config.run_dir;
     vec![
@@ -106,16 +139,22 @@ pub fn haproxy_args(config: &Config) -> Vec<OsString> {
     ]
 }
 
-pub fn worker_args(config: &Config) -> Vec<OsString> {
+/// A worker's arguments, starting from `bundle` (the store's current entry).
+pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![
         "worker".into(),
         "--bundle".into(),
-        config.bundle.clone().into(),
+        bundle.js.clone().into(),
         "--listen-fd".into(),
         LISTEN_FD.to_string().into(),
+        "--slate-fd".into(),
+        AUX_FD.to_string().into(),
         "--events".into(),
+        "--control".into(),
         "--render-timeout-ms".into(),
         config.render_timeout_ms.to_string().into(),
+        "--request-budget-ms".into(),
+        config.request_budget_ms.to_string().into(),
         "--heap-limit-mb".into(),
         config.heap_limit_mb.to_string().into(),
         "--semi-space-mb".into(),
@@ -125,7 +164,7 @@ pub fn worker_args(config: &Config) -> Vec<OsString> {
     ];
     if config.snapshot {
         args.push("--snapshot".into());
-        args.push(config.snapshot_file().into());
+        args.push(bundle.snapshot.clone().into());
     }
     if !config.v8_flags.trim().is_empty() {
         args.push("--v8-flags".into());
@@ -146,6 +185,16 @@ pub fn forward_lines(slot: usize, pid: Pid, stdout: ChildStdout, tx: UnboundedSe
                 }
             }
         });
+}
+
+/// Makes a child's stdin pipe non-blocking: a control line to a worker that
+/// does not read must never stall the supervisor.
+pub fn nonblocking(stdin: std::process::ChildStdin) -> Option<std::process::ChildStdin> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(&stdin, FcntlArg::F_GETFL).ok()?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(&stdin, FcntlArg::F_SETFL(flags)).ok()?;
+    Some(stdin)
 }
 
 /// Sends `signal` to `pid`, ignoring a process that is already gone.

@@ -15,6 +15,9 @@ pub fn record_request(m: &Metrics, request: &events::Request) {
         m.job(job.name.as_deref(), job.outcome, job.ms / 1000.0);
     }
     m.queue_wait.observe(request.wait_ms / 1000.0);
+    if request.abandoned {
+        m.abandoned.inc();
+    }
 }
 
 /// A worker's memory figures, from a request event or a heartbeat.

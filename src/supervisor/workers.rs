@@ -20,7 +20,7 @@ use super::haproxy_api::ServerState;
 use super::reason::Reason;
 use super::shutdown::Phase;
 use super::slot::{self, AfterExit, Due, SlotState, Timeouts};
-use super::spawn::{self, Exit};
+use super::spawn::{self, ChildSpec, Exit, AUX_FD, LISTEN_FD};
 use super::{telemetry, Supervisor};
 use crate::templates::BACKEND;
 
@@ -33,16 +33,32 @@ const RESPAWN_GRACE: Duration = Duration::from_secs(3);
 impl Supervisor {
     pub(super) fn spawn_worker(&mut self, i: usize) {
         let now = Instant::now();
-        let args = spawn::worker_args(&self.config);
+        let Some(bundle) = self.store.current() else {
+            return; // cannot happen: up promotes a bundle before starting
+        };
+        let args = spawn::worker_args(&self.config, bundle);
         let quota = self.policy.request_quota(self.jitter.next());
-        let listener = self.listeners[i].as_raw_fd();
         let slot = &mut self.slots[i];
-        match spawn::spawn(&self.exe, &args, true, Some(listener)) {
+        let mut fds = vec![(self.listeners.workers[i].as_raw_fd(), LISTEN_FD)];
+        if let Some(slate) = &slot.slate {
+            ssrd_worker::slate::reset(slate);
+            fds.push((slate.as_raw_fd(), AUX_FD));
+        }
+        let spawned = spawn::spawn(&ChildSpec {
+            program: &self.exe,
+            args,
+            fds,
+            env: vec![],
+            pipe_stdin: true,
+            pipe_stdout: true,
+        });
+        match spawned {
             Ok(mut child) => {
                 let pid = Pid::from_raw(child.id() as i32);
                 if let Some(stdout) = child.stdout.take() {
                     spawn::forward_lines(i, pid, stdout, self.tx.clone());
                 }
+                slot.stdin = child.stdin.take().and_then(spawn::nonblocking);
                 slot.pid = Some(pid);
                 slot.child = Some(child);
                 slot.state = SlotState::Starting { since: now };
@@ -57,6 +73,7 @@ impl Supervisor {
                     "worker starting",
                     json!({"worker": slot.name, "worker_pid": pid.as_raw(), "port": self.config.worker_port(i)}),
                 );
+                self.brief(i);
             }
             Err(e) => {
                 let delay = slot.backoff.after_crash(Duration::ZERO);
@@ -102,16 +119,23 @@ impl Supervisor {
                 .with_label_values(&[reason.label()])
                 .inc();
         }
+        self.slots[i].stdin = None;
+        if plan.reason == Some(Reason::Crash) {
+            self.strike(i);
+        }
         match plan.after {
             AfterExit::RespawnInRotation => {
                 // The slot stays in rotation; the few connections haproxy
                 // sends it meanwhile wait in the slot's accept queue for the
                 // new worker (at most RESPAWN_GRACE), so even when every
-                // worker retires at the same moment no request is refused.
-                log::info(
-                    "worker exited on its heap limit; replacement starting",
-                    fields,
-                );
+                // worker dies at the same moment no request is refused.
+                let msg = if plan.reason == Some(Reason::HeapLimit) {
+                    "worker exited on its heap limit; replacement starting"
+                } else {
+                    "worker died; replacement starting in its place"
+                };
+                log::warn(msg, fields);
+                self.slots[i].backoff.reset();
                 self.spawn_worker(i);
             }
             AfterExit::Stay => {
@@ -193,8 +217,10 @@ impl Supervisor {
                 return;
             }
         };
-        if let WorkerEvent::Request(request) = &event {
-            telemetry::record_request(&self.metrics, request);
+        match &event {
+            WorkerEvent::Request(request) => telemetry::record_request(&self.metrics, request),
+            WorkerEvent::Quarantined(_) => self.metrics.quarantine_refusals.inc(),
+            _ => {}
         }
         let slot = &mut self.slots[i];
         if slot.pid != Some(pid) {
@@ -211,6 +237,7 @@ impl Supervisor {
                 (r.heap_used, r.heap_limit, None)
             }
             WorkerEvent::Heartbeat(h) => (h.heap_used, h.heap_limit, Some(h.rss)),
+            WorkerEvent::Quarantined(_) => return,
         };
         telemetry::record_memory(&self.metrics, &slot.name, heap_used, rss);
         if slot.state != SlotState::Ready || self.phase != Phase::Running {

@@ -37,6 +37,14 @@ pub fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures").join(name)
 }
 
+/// A fresh directory for one test's files.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ssrd-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 pub fn bench_fixture(name: &str) -> Vec<u8> {
     std::fs::read(root().join("bench/fixtures").join(name)).expect("bench fixture")
 }
@@ -349,66 +357,88 @@ impl Tier {
             let run_dir =
                 std::env::temp_dir().join(format!("ssrd-tier-{}-{base}", std::process::id()));
             let _ = std::fs::remove_dir_all(&run_dir);
-            let mut child = Command::new(bin())
-                .arg("up")
-                .args(["--workers", &workers.to_string()])
-                .arg("--bundle")
-                .arg(bundle)
-                .args(["--port", &base.to_string()])
-                .args(["--haproxy-port", &(base + 1).to_string()])
-                .args(["--stats-port", &(base + 2).to_string()])
-                .args(["--metrics-port", &(base + 3).to_string()])
-                .args(["--worker-base-port", &(base + 4).to_string()])
-                .arg("--run-dir")
-                .arg(&run_dir)
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn ssrd up");
-            let stderr = collect_lines(child.stderr.take().unwrap());
-            let stdout = collect_lines(child.stdout.take().unwrap());
-            match stdout.recv_timeout(TIMEOUT) {
-                Ok(line) => {
-                    let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
-                    std::thread::spawn(move || for _ in stdout {});
-                    let mut tier = Tier {
-                        child,
-                        port: base,
-                        haproxy_port: base + 1,
-                        stats_port: base + 2,
-                        metrics_port: base + 3,
-                        worker_ports: (0..workers as u16).map(|i| base + 4 + i).collect(),
-                        run_dir,
-                        ready,
-                        stderr,
-                        log: Vec::new(),
-                    };
-                    // The supervisor logs each worker's entry into rotation
-                    // before its ready line, but stderr and stdout are read
-                    // by different threads: wait for the log to catch up so
-                    // worker_pids() sees every worker.
-                    tier.wait_log("worker in rotation", workers - 1, TIMEOUT);
-                    return tier;
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let errs: Vec<String> = stderr.try_iter().collect();
-                    let text = errs.join("\n");
-                    if text.contains("is not available") && attempt < 7 {
-                        continue; // lost a race for a port: try another block
-                    }
-                    panic!("ssrd up never became ready; stderr:\n{text}");
-                }
+            match Tier::start_at(workers, bundle, extra, base, &run_dir) {
+                Ok(tier) => return tier,
+                Err(text) if text.contains("is not available") && attempt < 7 => continue,
+                Err(text) => panic!("ssrd up never became ready; stderr:\n{text}"),
             }
         }
         unreachable!()
     }
 
+    /// Starts a tier on the ports from `base` with this run dir; `Err` with
+    /// its stderr if it never became ready.
+    pub fn start_at(
+        workers: usize,
+        bundle: &std::path::Path,
+        extra: &[&str],
+        base: u16,
+        run_dir: &std::path::Path,
+    ) -> Result<Tier, String> {
+        let mut child = Command::new(bin())
+            .arg("up")
+            .args(["--workers", &workers.to_string()])
+            .arg("--bundle")
+            .arg(bundle)
+            .args(["--port", &base.to_string()])
+            .args(["--haproxy-port", &(base + 1).to_string()])
+            .args(["--stats-port", &(base + 2).to_string()])
+            .args(["--metrics-port", &(base + 3).to_string()])
+            .args(["--worker-base-port", &(base + 4).to_string()])
+            .arg("--run-dir")
+            .arg(run_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssrd up");
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let stdout = collect_lines(child.stdout.take().unwrap());
+        match stdout.recv_timeout(TIMEOUT) {
+            Ok(line) => {
+                let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+                std::thread::spawn(move || for _ in stdout {});
+                let mut tier = Tier {
+                    child,
+                    port: base,
+                    haproxy_port: base + 1,
+                    stats_port: base + 2,
+                    metrics_port: base + 3,
+                    worker_ports: (0..workers as u16).map(|i| base + 4 + i).collect(),
+                    run_dir: run_dir.to_path_buf(),
+                    ready,
+                    stderr,
+                    log: Vec::new(),
+                };
+                // The supervisor logs each worker's entry into rotation
+                // before its ready line, but stderr and stdout are read by
+                // different threads: wait for the log to catch up so
+                // worker_pids() sees every worker.
+                tier.wait_log("worker in rotation", workers - 1, TIMEOUT);
+                Ok(tier)
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let errs: Vec<String> = stderr.try_iter().collect();
+                Err(errs.join("\n"))
+            }
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// The running haproxy's pid (its command line names the run dir).
+    pub fn haproxy_pid(&self) -> i64 {
+        let config = format!("{}/haproxy.cfg", self.run_dir.display());
+        processes_with(&config)
+            .iter()
+            .find(|(_, c)| c.contains("haproxy"))
+            .map(|(p, _)| *p as i64)
+            .expect("a running haproxy")
     }
 
     pub fn signal(&self, sig: &str) {
@@ -568,7 +598,7 @@ pub struct Load {
 }
 
 /// What a load run saw.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct LoadStats {
     /// Answered 200 with every job rendered.
     pub ok: u64,
@@ -578,10 +608,13 @@ pub struct LoadStats {
     pub refused: u64,
     /// The first few failures, for the assertion message.
     pub samples: Vec<String>,
+    /// (seconds since the load started, latency in ms) of every answer.
+    pub latencies: Vec<(f64, f64)>,
 }
 
 impl Load {
     pub fn start(port: u16, body: Vec<u8>, threads: usize) -> Load {
+        let began = Instant::now();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shutting_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let body = std::sync::Arc::new(body);
@@ -594,7 +627,13 @@ impl Load {
                     let mut s = LoadStats::default();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let closing = shutting_down.load(std::sync::atomic::Ordering::Relaxed);
-                        match try_post(port, "/batch", &body, TIMEOUT) {
+                        let sent = Instant::now();
+                        let answer = try_post(port, "/batch", &body, TIMEOUT);
+                        s.latencies.push((
+                            sent.duration_since(began).as_secs_f64(),
+                            sent.elapsed().as_secs_f64() * 1000.0,
+                        ));
+                        match answer {
                             Err(e)
                                 if e.starts_with("connect")
                                     || (closing
@@ -648,16 +687,113 @@ impl Load {
             total.failed += s.failed;
             total.refused += s.refused;
             total.samples.extend(s.samples);
+            total.latencies.extend(s.latencies);
         }
         total
     }
 }
 
+impl std::fmt::Debug for LoadStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ok {} failed {} refused {} samples {:?}",
+            self.ok, self.failed, self.refused, self.samples
+        )
+    }
+}
+
 impl LoadStats {
+    /// The p99 latency (ms) of requests sent between `from` and `to`
+    /// seconds after the load started.
+    pub fn p99_between(&self, from: f64, to: f64) -> f64 {
+        let mut window: Vec<f64> = self
+            .latencies
+            .iter()
+            .filter(|(t, _)| (from..to).contains(t))
+            .map(|(_, ms)| *ms)
+            .collect();
+        if window.is_empty() {
+            return 0.0;
+        }
+        window.sort_by(f64::total_cmp);
+        window[((window.len() - 1) as f64 * 0.99).round() as usize]
+    }
+
     fn fail(&mut self, why: String) {
         self.failed += 1;
         if self.samples.len() < 5 {
             self.samples.push(why);
         }
+    }
+}
+
+/// Live (not zombie) processes whose command line contains `needle`, as
+/// (pid, command line).
+pub fn processes_with(needle: &str) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true);
+        if !zombie && cmdline.contains(needle) && pid != std::process::id() as i32 {
+            out.push((pid, cmdline.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Live processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Sends a signal with kill(1).
+pub fn kill(pid: i64, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Waits until `done` holds, or panics with `what` after `within`.
+pub fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

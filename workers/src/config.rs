@@ -28,6 +28,12 @@ pub struct WorkerConfig {
     pub v8_flags: String,
     /// Emit per-request events and heartbeats on stdout (for the supervisor).
     pub events: bool,
+    /// The most one request may render for, all its jobs together.
+    pub request_budget: Duration,
+    /// An inherited file to name the request in flight on (the slate).
+    pub slate_fd: Option<i32>,
+    /// Read control lines (quarantines) from stdin.
+    pub control: bool,
 }
 
 impl WorkerConfig {
@@ -48,6 +54,9 @@ impl WorkerConfig {
             http: HttpConfig::default(),
             v8_flags: String::new(),
             events: false,
+            request_budget: Duration::from_millis(defaults::REQUEST_BUDGET_MS),
+            slate_fd: None,
+            control: false,
         }
     }
 
@@ -57,6 +66,7 @@ impl WorkerConfig {
             "bundle": self.boot.bundle,
             "snapshot": self.boot.snapshot,
             "render_timeout_ms": self.boot.render_timeout.as_millis() as u64,
+            "request_budget_ms": self.request_budget.as_millis() as u64,
             "heap_limit_mb": self.boot.heap_limit_bytes >> 20,
             "semi_space_mb": self.boot.semi_space_bytes >> 20,
             "warmup_rounds": self.boot.warmup_rounds,

@@ -3,6 +3,11 @@
 
 /// Per-job render deadline, ms.
 pub const RENDER_TIMEOUT_MS: u64 = 1000;
+/// The most one request may render for, all its jobs together, ms. Jobs
+/// past it are answered RenderTimeout without running. Well under
+/// haproxy's and nginx's upstream timeouts (60 s), so neither gives up on a
+/// worker that is still rendering.
+pub const REQUEST_BUDGET_MS: u64 = 5000;
 /// The isolate's JS heap limit, MiB.
 pub const HEAP_LIMIT_MB: u64 = 256;
 /// V8's young-generation semi-space, MiB. SSR makes lots of short-lived

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The worker cannot take work right now (stopping, restarting, overloaded).
     Unavailable,
+    /// The request crashed workers before and is refused for a while.
+    Quarantined,
     /// The JS bundle failed to load, evaluate or honour the contract.
     Bundle,
     /// A snapshot could not be created, read or written.
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => 408,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unavailable => 503,
+            ErrorKind::Quarantined => 500,
             ErrorKind::Bundle
             | ErrorKind::Snapshot
             | ErrorKind::Io
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "NotFound",
             ErrorKind::MethodNotAllowed => "MethodNotAllowed",
             ErrorKind::Unavailable => "Unavailable",
+            ErrorKind::Quarantined => "Quarantined",
             ErrorKind::Bundle => "BundleError",
             ErrorKind::Snapshot => "SnapshotError",
             ErrorKind::Io => "IoError",

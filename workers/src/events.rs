@@ -46,6 +46,25 @@ pub enum Event {
     Request(Request),
     /// The render thread is alive.
     Heartbeat(Heartbeat),
+    /// A request was refused unrendered because it is quarantined.
+    Quarantined(Quarantined),
+}
+
+/// A request refused because it is quarantined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// X-Request-Id (from nginx) or one the worker made up.
+    pub id: String,
+    /// The request's hash (route and body).
+    pub hash: String,
+}
+
+/// One line the supervisor writes to a worker's stdin (`--control`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "control", rename_all = "snake_case")]
+pub enum Control {
+    /// Refuse requests with this hash for this long: they crashed workers.
+    Quarantine { hash: String, seconds: u64 },
 }
 
 /// The ready line.
@@ -84,6 +103,10 @@ pub struct Request {
     pub heap_used: u64,
     /// The heap limit.
     pub heap_limit: u64,
+    /// The caller went away before the answer: the rest of its jobs were
+    /// not rendered and no answer was sent.
+    #[serde(default)]
+    pub abandoned: bool,
 }
 
 /// One job of a rendered request.
@@ -253,6 +276,7 @@ mod tests {
             }],
             heap_used: 10,
             heap_limit: 20,
+            abandoned: false,
         });
         let line = serde_json::to_string(&e).unwrap();
         assert!(line.starts_with(r#"{"event":"request","#), "{line}");

@@ -29,12 +29,14 @@ use serde_json::json;
 
 use crate::defaults;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::Outcome;
+use crate::events::{self, Event, EventSink, Outcome};
 use crate::log;
 use crate::markup;
 use crate::procfs;
 use crate::protocol::{self, Job, JobResult, JobSpec};
+use crate::quarantine::Quarantine;
 use crate::renderer::{Origin, RenderQueue};
+use crate::slate;
 
 /// Limits of the HTTP side.
 #[derive(Debug, Clone)]
@@ -68,6 +70,10 @@ impl Default for HttpConfig {
 struct Ctx {
     /// Hands work to the render thread.
     queue: RenderQueue,
+    /// Requests refused unrendered (they crashed workers).
+    quarantine: Quarantine,
+    /// Reports quarantined requests to the supervisor.
+    events: EventSink,
     /// Limits.
     config: HttpConfig,
     /// For `/stats` uptime.
@@ -83,6 +89,8 @@ type Body = Full<Bytes>;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     queue: RenderQueue,
+    quarantine: Quarantine,
+    events: EventSink,
     config: HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -90,6 +98,8 @@ pub async fn serve(
     let header_timeout = config.header_timeout;
     let ctx = Arc::new(Ctx {
         queue,
+        quarantine,
+        events,
         config,
         started: Instant::now(),
         seq: AtomicU64::new(0),
@@ -210,6 +220,7 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
 async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
     let with_markup = wants_markup(&req);
     let body = read_body(req, ctx).await?;
+    let hash = admit(ctx, "/batch", &body, &origin)?;
     let jobs = protocol::parse_batch(&body)?;
     drop(body);
     // The props are needed again for the markup: keep a copy only then.
@@ -224,7 +235,7 @@ async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
             .collect()
     });
     let request_id = origin.request_id.clone();
-    let mut reply = ctx.queue.render(jobs, origin).await?;
+    let mut reply = ctx.queue.render(jobs, origin, hash).await?;
     log_failures(&request_id, &reply.results);
     if let Some(props) = markup_props {
         for (result, props) in reply.results.iter_mut().zip(props) {
@@ -256,6 +267,7 @@ async fn render_one(
     }
     let with_markup = wants_markup(&req);
     let body = read_body(req, ctx).await?;
+    let hash = admit(ctx, &format!("/render/{name}"), &body, &origin)?;
     let props = protocol::parse_props(&body)?;
     drop(body);
     let markup_props = with_markup.then(|| props.clone());
@@ -268,7 +280,7 @@ async fn render_one(
         }),
     };
     let request_id = origin.request_id.clone();
-    let reply = ctx.queue.render(vec![job], origin).await?;
+    let reply = ctx.queue.render(vec![job], origin, hash).await?;
     log_failures(&request_id, &reply.results);
     let mut result =
         reply.results.into_iter().next().ok_or_else(|| {
@@ -346,6 +358,27 @@ fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
     }
 }
 
+/// Refuses a quarantined request; otherwise returns the hash it is known
+/// by (written on the slate while it renders).
+fn admit(ctx: &Ctx, route: &str, body: &[u8], origin: &Origin) -> Result<String> {
+    let hash = slate::request_hash(route, body);
+    if let Some(left) = ctx.quarantine.remaining(&hash) {
+        ctx.events.emit(&Event::Quarantined(events::Quarantined {
+            id: origin.request_id.clone(),
+            hash,
+        }));
+        return Err(Error::new(
+            ErrorKind::Quarantined,
+            format!(
+                "this request crashed two render workers in a row and is refused for another {} s; \
+                 render it on the client (fallback) and report it to the bundle's owners",
+                left.as_secs() + 1
+            ),
+        ));
+    }
+    Ok(hash)
+}
+
 /// Reads the whole body within the size and time limits.
 async fn read_body(req: Request<Incoming>, ctx: &Ctx) -> Result<Bytes> {
     let max = ctx.config.max_body_bytes;
@@ -405,6 +438,8 @@ fn stats_json(ctx: &Ctx) -> String {
         "jobs": jobs,
         "heap": stats.heap,
         "busy": stats.busy,
+        "current_request": stats.current,
+        "abandoned": stats.abandoned,
         "settings": ctx.config.settings,
     })
     .to_string()

@@ -18,7 +18,7 @@ use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::{Failure, JobError, Rendered};
-use crate::watchdog::Watchdog;
+use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
 use crate::web_apis;
 
 /// Sets V8 flags for this process (e.g. `--max-semi-space-size=32`). Must
@@ -110,6 +110,11 @@ pub struct Engine {
     runtime: JsRuntime,
     /// Ends renders that run past their deadline.
     watchdog: Watchdog,
+    /// The generation of each render the watchdog ended, so an async
+    /// render waiting on a timer stops at once instead of at its deadline.
+    fired: tokio::sync::watch::Receiver<u64>,
+    /// The request the next renders are for (see `Watchdog::arm`).
+    tag: u64,
     /// Set by the near-heap-limit hook; once set the isolate must be retired.
     heap_exhausted: Rc<Cell<bool>>,
     /// The configured heap limit, for stats.
@@ -144,7 +149,11 @@ impl Engine {
 
         let heap_exhausted = Rc::new(Cell::new(false));
         install_heap_guard(&mut runtime, Rc::clone(&heap_exhausted));
-        let watchdog = Watchdog::new(runtime.v8_isolate().thread_safe_handle());
+        let (fired_tx, fired) = tokio::sync::watch::channel(0);
+        let watchdog = Watchdog::new(Stopper {
+            isolate: runtime.v8_isolate().thread_safe_handle(),
+            fired: fired_tx,
+        });
 
         if options.snapshot.is_none() {
             evaluate_bundle(&mut runtime, bundle)?;
@@ -167,6 +176,8 @@ impl Engine {
             host,
             runtime,
             watchdog,
+            fired,
+            tag: 0,
             heap_exhausted,
             heap_limit: options.heap_limit_bytes,
             tokio,
@@ -194,11 +205,11 @@ impl Engine {
         }
         let _enter = self.tokio.enter();
         let started = Instant::now();
-        let armed = self.watchdog.arm(timeout);
+        let armed = self.watchdog.arm(timeout, self.tag);
         let mut step = self.call_glue(name, props, metadata);
         if let Step::Pending(promise) = step {
             let remaining = timeout.saturating_sub(started.elapsed());
-            step = self.await_promise(promise, remaining);
+            step = self.await_promise(promise, remaining, &armed);
         }
         let fired = self.watchdog.disarm(armed);
         if fired || matches!(step, Step::Terminated) {
@@ -215,6 +226,17 @@ impl Engine {
                 Err(Failure::InternalError.error("the render was terminated for no known reason"))
             }
         }
+    }
+
+    /// Tags the renders that follow as being for request `tag`, so a
+    /// [`Canceller`] for that tag can end them (and only them).
+    pub fn set_request_tag(&mut self, tag: u64) {
+        self.tag = tag;
+    }
+
+    /// Ends the renders of a request from another thread.
+    pub fn canceller(&self) -> Canceller {
+        self.watchdog.canceller()
     }
 
     /// Runs a future on the render thread's tokio runtime (the one V8's
@@ -279,18 +301,36 @@ impl Engine {
         }
     }
 
-    fn await_promise(&mut self, promise: v8::Global<v8::Value>, remaining: Duration) -> Step {
+    fn await_promise(
+        &mut self,
+        promise: v8::Global<v8::Value>,
+        remaining: Duration,
+        armed: &Armed,
+    ) -> Step {
         let runtime = &mut self.runtime;
         let resolve = runtime.resolve(promise);
+        let mut fired = self.fired.clone();
+        fired.mark_unchanged();
+        let generation = armed.generation();
+        let ended = async move {
+            // Resolves once the watchdog ends this render (a cancel, or
+            // its deadline) even while no JS runs to be terminated.
+            while fired.changed().await.is_ok() {
+                if *fired.borrow() == generation {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await
+        };
         let waited = self.tokio.block_on(async {
-            tokio::time::timeout(
-                remaining,
-                runtime.with_event_loop_promise(resolve, PollEventLoopOptions::default()),
-            )
-            .await
+            tokio::select! {
+                r = runtime.with_event_loop_promise(resolve, PollEventLoopOptions::default()) => Ok(r),
+                _ = tokio::time::sleep(remaining) => Err(()),
+                _ = ended => Err(()),
+            }
         });
         match waited {
-            Err(_elapsed) => Step::TimedOut,
+            Err(()) => Step::TimedOut,
             Ok(Ok(value)) => {
                 deno_core::scope!(scope, &mut self.runtime);
                 let value = v8::Local::new(scope, value);
@@ -431,6 +471,22 @@ fn timeout_error(timeout: Duration) -> JobError {
 fn heap_error() -> JobError {
     Failure::HeapLimitExceeded
         .error("render exhausted the worker's JS heap; the worker will be replaced")
+}
+
+/// What the watchdog stops: the isolate, telling `await_promise` which
+/// render it ended.
+struct Stopper {
+    /// Terminates running JS from another thread.
+    isolate: v8::IsolateHandle,
+    /// The generation of the render just ended.
+    fired: tokio::sync::watch::Sender<u64>,
+}
+
+impl Terminate for Stopper {
+    fn terminate(&self, generation: u64) {
+        self.isolate.terminate_execution();
+        let _ = self.fired.send(generation);
+    }
 }
 
 /// When V8 nears the heap limit it would abort the whole process. Instead:

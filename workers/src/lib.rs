@@ -23,6 +23,8 @@
 //! - [`markup`]: Hypernova's placement markup (server HTML or fallback);
 //! - [`events`]: the supervisor contract: event lines and exit codes;
 //! - [`procfs`]: what the process reads about itself (RSS);
+//! - [`slate`]: names the request in flight, for the supervisor;
+//!   [`quarantine`]: requests refused because they crashed workers;
 //! - [`error`], [`log`]: one error type; JSON-lines logs.
 //!
 //! [`run`] ties them together for `ssrd worker`.
@@ -39,7 +41,9 @@ pub mod log;
 pub mod markup;
 pub mod procfs;
 pub mod protocol;
+pub mod quarantine;
 pub mod renderer;
+pub mod slate;
 pub mod snapshot;
 pub mod watchdog;
 pub mod web_apis;
@@ -77,7 +81,22 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     };
     let mut http_config = config.http.clone();
     http_config.settings = config.settings();
-    let (queue, boot, retire) = match renderer::start(config.boot.clone(), events.clone()) {
+    // SAFETY: the supervisor hands the slate over for this process to own.
+    let slate = match config.slate_fd {
+        Some(fd) => unsafe { slate::Slate::from_fd(fd) },
+        None => slate::Slate::default(),
+    };
+    let quarantine = quarantine::Quarantine::default();
+    if config.control {
+        quarantine.follow_stdin();
+    }
+    let started = renderer::start(
+        config.boot.clone(),
+        config.request_budget,
+        slate,
+        events.clone(),
+    );
+    let (queue, boot, retire) = match started {
         Ok(ok) => ok,
         Err(e) => {
             log::error("worker failed to start", json!({"error": e.to_string()}));
@@ -145,7 +164,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
                 }
             }
         };
-        http::serve(listener, queue, http_config, stop).await;
+        http::serve(listener, queue, quarantine, events, http_config, stop).await;
         if retire_rx.await.is_ok() {
             exit_code::HEAP_LIMIT
         } else {

@@ -7,7 +7,7 @@
 //! promise made to bundle authors (module-level globals and singletons are
 //! safe). Requests whose caller has gone away are skipped, not rendered.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use crate::job::Failure;
 use crate::js_runtime::{Engine, HeapStats};
 use crate::procfs;
 use crate::protocol::{Job, JobResult};
+use crate::slate::Slate;
+use crate::watchdog::Canceller;
 
 /// Why the render thread stopped taking work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,10 @@ pub struct Stats {
     pub heap: HeapStats,
     /// True while a request is being rendered.
     pub busy: bool,
+    /// The request id being rendered now, if any (operators, tests).
+    pub current: Option<String>,
+    /// Requests whose caller went away before the answer.
+    pub abandoned: u64,
 }
 
 impl Stats {
@@ -66,6 +72,10 @@ struct Request {
     jobs: Vec<Job>,
     /// Who asked.
     origin: Origin,
+    /// Tags its renders, so only its own cancel can end them.
+    tag: u64,
+    /// Its hash (route and body), written on the slate while it renders.
+    hash: String,
     /// Where the answer goes; closed if the caller gave up.
     reply: oneshot::Sender<Reply>,
     /// When the HTTP side handed the request over, for queue time.
@@ -96,21 +106,57 @@ pub struct RenderQueue {
     /// HTTP side closes that connection instead of keeping it alive for
     /// another request this process will never render.
     retiring: Arc<AtomicBool>,
+    /// Numbers requests: each one's tag.
+    seq: Arc<AtomicU64>,
+    /// Ends the renders of a request whose caller went away.
+    canceller: Canceller,
+    /// The most one request may render for.
+    budget: Duration,
+}
+
+/// Cancels its request's renders when dropped before `done`: the HTTP
+/// side's future is dropped when the caller disconnects, and the worker
+/// must not keep rendering for nobody.
+struct CancelOnDrop<'a> {
+    /// The render thread's watchdog.
+    canceller: &'a Canceller,
+    /// The request.
+    tag: u64,
+    /// Set once the answer is in.
+    done: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.canceller.cancel(self.tag);
+        }
+    }
 }
 
 impl RenderQueue {
     /// Renders `jobs` and waits for the answer, with a bound on the wait.
-    pub async fn render(&self, jobs: Vec<Job>, origin: Origin) -> Result<Reply> {
+    /// If this future is dropped first (the caller went away), the render
+    /// stops: the job in progress is ended at once, the rest never start.
+    pub async fn render(&self, jobs: Vec<Job>, origin: Origin, hash: String) -> Result<Reply> {
         let (reply, answer) = oneshot::channel();
-        let n = jobs.len().max(1) as u32;
+        let tag = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let request = Request {
             jobs,
             origin,
+            tag,
+            hash,
             reply,
             enqueued: Instant::now(),
         };
-        // One request at a time: later ones wait their turn here, bounded.
-        let wait = self.render_timeout * n.saturating_add(1) + Duration::from_secs(5);
+        let mut guard = CancelOnDrop {
+            canceller: &self.canceller,
+            tag,
+            done: false,
+        };
+        // One request at a time: later ones wait their turn here, bounded
+        // by the request ahead's budget and this one's.
+        let wait = 2 * (self.budget + self.render_timeout) + Duration::from_secs(5);
         match tokio::time::timeout(wait, self.tx.send(request)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
@@ -127,7 +173,10 @@ impl RenderQueue {
             }
         }
         match tokio::time::timeout(wait, answer).await {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(reply)) => {
+                guard.done = true;
+                Ok(reply)
+            }
             Ok(Err(_)) => Err(Error::new(
                 ErrorKind::Unavailable,
                 "the render thread stopped before answering",
@@ -158,10 +207,12 @@ impl RenderQueue {
 /// retires the isolate (the process should then exit and be replaced).
 pub fn start(
     config: BootConfig,
+    budget: Duration,
+    slate: Slate,
     events: EventSink,
 ) -> Result<(RenderQueue, Boot, oneshot::Receiver<Retire>)> {
     let (tx, rx) = mpsc::channel::<Request>(64);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Boot>>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(Boot, Canceller)>>();
     let (retire_tx, retire_rx) = oneshot::channel();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let thread_stats = Arc::clone(&stats);
@@ -173,7 +224,7 @@ pub fn start(
         .spawn(move || {
             let mut engine = match boot::boot(&config) {
                 Ok((engine, boot)) => {
-                    let _ = ready_tx.send(Ok(boot));
+                    let _ = ready_tx.send(Ok((boot, engine.canceller())));
                     engine
                 }
                 Err(e) => {
@@ -187,6 +238,8 @@ pub fn start(
                 stats: &thread_stats,
                 events,
                 render_timeout,
+                budget,
+                slate,
                 last_heartbeat: Instant::now(),
                 retiring: &thread_retiring,
                 retire: Some(retire_tx),
@@ -194,7 +247,7 @@ pub fn start(
             loop_.serve(rx);
         })
         .map_err(|e| Error::io("spawning the render thread", e))?;
-    let boot = ready_rx
+    let (boot, canceller) = ready_rx
         .recv()
         .map_err(|_| Error::new(ErrorKind::Internal, "the render thread died while starting"))??;
     Ok((
@@ -203,6 +256,9 @@ pub fn start(
             stats,
             render_timeout,
             retiring,
+            seq: Arc::default(),
+            canceller,
+            budget,
         },
         boot,
         retire_rx,
@@ -219,6 +275,10 @@ struct RenderLoop<'a> {
     events: EventSink,
     /// Per-job deadline.
     render_timeout: Duration,
+    /// The most one request may render for, all its jobs together.
+    budget: Duration,
+    /// Names the request in flight, for the supervisor if this process dies.
+    slate: Slate,
     /// When the last heartbeat went out.
     last_heartbeat: Instant,
     /// Shared with the HTTP side (`RenderQueue::retiring`).
@@ -260,14 +320,30 @@ impl RenderLoop<'_> {
             .started_at
             .map(|t| (unix_now() - t).max(0.0) * 1000.0)
             .unwrap_or(queue_ms);
-        lock(self.stats).busy = true;
+        {
+            let mut s = lock(self.stats);
+            s.busy = true;
+            s.current = Some(request.origin.request_id.clone());
+        }
+        self.slate.mark(&request.hash);
+        self.engine.set_request_tag(request.tag);
+        let deadline = picked + self.budget;
         let mut results = Vec::with_capacity(request.jobs.len());
+        let mut abandoned = false;
         for job in request.jobs {
-            results.push(self.render_job(job));
+            if request.reply.is_closed() {
+                // The caller went away: render nothing more for it.
+                abandoned = true;
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            results.push(self.render_job(job, left));
             if self.last_heartbeat.elapsed() >= HEARTBEAT {
                 self.heartbeat();
             }
         }
+        abandoned |= request.reply.is_closed();
+        self.slate.clear();
         let render_ms = ms(picked.elapsed());
         let heap = self.engine.heap_stats();
         {
@@ -278,6 +354,8 @@ impl RenderLoop<'_> {
             }
             s.heap = heap;
             s.busy = false;
+            s.current = None;
+            s.abandoned += u64::from(abandoned);
         }
         if self.events.enabled() {
             self.events.emit(&Event::Request(events::Request {
@@ -294,6 +372,7 @@ impl RenderLoop<'_> {
                     .collect(),
                 heap_used: heap.used as u64,
                 heap_limit: heap.limit as u64,
+                abandoned,
             }));
         }
         // Retire before answering: by the time the caller (haproxy, with
@@ -307,14 +386,17 @@ impl RenderLoop<'_> {
                 let _ = tx.send(Retire::HeapLimit);
             }
         }
-        let _ = request.reply.send(Reply {
-            results,
-            queue_ms,
-            render_ms,
-        });
+        if !abandoned {
+            let _ = request.reply.send(Reply {
+                results,
+                queue_ms,
+                render_ms,
+            });
+        }
     }
 
-    fn render_job(&mut self, job: Job) -> JobResult {
+    /// Renders one job with what is `left` of its request's budget.
+    fn render_job(&mut self, job: Job, left: Duration) -> JobResult {
         let started = Instant::now();
         let (name, outcome) = match job.spec {
             Err(e) => (None, Err(e)),
@@ -324,12 +406,19 @@ impl RenderLoop<'_> {
                     "not rendered: an earlier job in this batch exhausted the worker's JS heap",
                 )),
             ),
+            Ok(spec) if left.is_zero() => (
+                Some(spec.name),
+                Err(Failure::RenderTimeout.error(format!(
+                    "not rendered: earlier jobs used up the request's {} ms render budget",
+                    self.budget.as_millis()
+                ))),
+            ),
             Ok(spec) => {
                 let outcome = self.engine.render(
                     &spec.name,
                     spec.props.get(),
                     spec.metadata.as_deref().map(|m| m.get()),
-                    self.render_timeout,
+                    self.render_timeout.min(left),
                 );
                 (Some(spec.name), outcome)
             }

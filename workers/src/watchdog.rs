@@ -15,6 +15,11 @@
 //! later one than the new deadline. Otherwise the thread wakes at its old
 //! deadline, sees the newer one and sleeps again: at most one wake-up per
 //! render timeout instead of one per job.
+//!
+//! Each arming carries the tag of the request it renders for. A
+//! [`Canceller`] (held by the HTTP side) moves the deadline of a render to
+//! *now* if, and only if, it is still rendering for that tag: a caller that
+//! went away stops its render at once, and never one that came after it.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -23,19 +28,25 @@ use std::time::{Duration, Instant};
 /// Something the watchdog can stop. Implemented for V8's isolate handle; a
 /// trait so the timing logic is testable without an isolate.
 pub trait Terminate: Send + 'static {
-    fn terminate(&self);
+    /// Stops the render armed as `generation`.
+    fn terminate(&self, generation: u64);
 }
 
-impl Terminate for deno_core::v8::IsolateHandle {
-    fn terminate(&self) {
-        self.terminate_execution();
-    }
+/// The render being timed.
+#[derive(Clone, Copy)]
+struct ArmedRender {
+    /// Counts arms, so a late firing is matched to the render it was for.
+    generation: u64,
+    /// When it must end.
+    deadline: Instant,
+    /// The request it renders for (see [`Canceller`]).
+    tag: u64,
 }
 
 #[derive(Default)]
 struct State {
-    /// The armed render: its generation and deadline.
-    armed: Option<(u64, Instant)>,
+    /// The armed render, if any.
+    armed: Option<ArmedRender>,
     /// The generation the watchdog last terminated, until `disarm` reads it.
     fired: Option<u64>,
     /// Counts arms so a late firing is matched to the render it was for.
@@ -74,6 +85,13 @@ pub struct Watchdog {
 #[must_use]
 pub struct Armed(u64);
 
+impl Armed {
+    /// Which arming this is (what `Terminate::terminate` is told).
+    pub fn generation(&self) -> u64 {
+        self.0
+    }
+}
+
 impl Watchdog {
     pub fn new(target: impl Terminate) -> Self {
         let shared = Arc::new(Shared {
@@ -91,13 +109,18 @@ impl Watchdog {
         }
     }
 
-    /// Starts timing a render that must finish within `timeout`.
-    pub fn arm(&self, timeout: Duration) -> Armed {
+    /// Starts timing a render that must finish within `timeout`, for the
+    /// request tagged `tag`.
+    pub fn arm(&self, timeout: Duration, tag: u64) -> Armed {
         let mut st = self.shared.lock();
         st.generation += 1;
         let generation = st.generation;
         let deadline = Instant::now() + timeout;
-        st.armed = Some((generation, deadline));
+        st.armed = Some(ArmedRender {
+            generation,
+            deadline,
+            tag,
+        });
         st.fired = None;
         let must_wake = st.idle || st.sleeping_until.is_some_and(|until| deadline < until);
         drop(st);
@@ -111,10 +134,38 @@ impl Watchdog {
     /// caller must then cancel the isolate's pending termination.
     pub fn disarm(&self, armed: Armed) -> bool {
         let mut st = self.shared.lock();
-        if matches!(st.armed, Some((g, _)) if g == armed.0) {
+        if st.armed.is_some_and(|a| a.generation == armed.0) {
             st.armed = None;
         }
         st.fired.take() == Some(armed.0)
+    }
+
+    /// A handle that can end this watchdog's renders early, from any thread.
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Ends the render of one request at once, from another thread.
+#[derive(Clone)]
+pub struct Canceller {
+    /// The watchdog's state.
+    shared: Arc<Shared>,
+}
+
+impl Canceller {
+    /// If a render for the request tagged `tag` is being timed, its deadline
+    /// becomes now (the watchdog terminates it as if it had run out).
+    pub fn cancel(&self, tag: u64) {
+        let mut st = self.shared.lock();
+        let Some(armed) = st.armed.as_mut().filter(|a| a.tag == tag) else {
+            return;
+        };
+        armed.deadline = Instant::now();
+        drop(st);
+        self.shared.wake.notify_one();
     }
 }
 
@@ -130,10 +181,14 @@ fn run(shared: &Shared, target: &dyn Terminate) {
                 st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
                 st.idle = false;
             }
-            Some((generation, deadline)) => {
+            Some(ArmedRender {
+                generation,
+                deadline,
+                ..
+            }) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    target.terminate();
+                    target.terminate(generation);
                     st.fired = Some(generation);
                     st.armed = None;
                 } else {
@@ -167,7 +222,7 @@ mod tests {
 
     struct Counter(Arc<AtomicU32>);
     impl Terminate for Counter {
-        fn terminate(&self) {
+        fn terminate(&self, _generation: u64) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -180,7 +235,7 @@ mod tests {
     #[test]
     fn fires_once_after_the_deadline() {
         let (w, n) = watchdog();
-        let armed = w.arm(Duration::from_millis(20));
+        let armed = w.arm(Duration::from_millis(20), 1);
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(n.load(Ordering::SeqCst), 1);
         assert!(w.disarm(armed), "disarm reports the firing");
@@ -189,7 +244,7 @@ mod tests {
     #[test]
     fn disarmed_in_time_never_fires() {
         let (w, n) = watchdog();
-        let armed = w.arm(Duration::from_millis(300));
+        let armed = w.arm(Duration::from_millis(300), 1);
         assert!(!w.disarm(armed));
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(n.load(Ordering::SeqCst), 0);
@@ -198,9 +253,9 @@ mod tests {
     #[test]
     fn a_shorter_deadline_after_a_longer_one_still_fires_on_time() {
         let (w, n) = watchdog();
-        let long = w.arm(Duration::from_secs(30));
+        let long = w.arm(Duration::from_secs(30), 1);
         assert!(!w.disarm(long));
-        let short = w.arm(Duration::from_millis(20));
+        let short = w.arm(Duration::from_millis(20), 2);
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             n.load(Ordering::SeqCst),
@@ -214,7 +269,7 @@ mod tests {
     fn many_quick_renders_never_fire() {
         let (w, n) = watchdog();
         for _ in 0..10_000 {
-            let armed = w.arm(Duration::from_millis(50));
+            let armed = w.arm(Duration::from_millis(50), 1);
             assert!(!w.disarm(armed));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -224,11 +279,31 @@ mod tests {
     #[test]
     fn a_firing_is_not_reported_to_the_next_render() {
         let (w, n) = watchdog();
-        let first = w.arm(Duration::from_millis(1));
+        let first = w.arm(Duration::from_millis(1), 1);
         std::thread::sleep(Duration::from_millis(100));
-        let second = w.arm(Duration::from_secs(10));
+        let second = w.arm(Duration::from_secs(10), 2);
         assert!(!w.disarm(second));
         assert!(!w.disarm(first), "the re-arm cleared the old firing");
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cancel_ends_only_the_render_of_its_own_request() {
+        let (w, n) = watchdog();
+        let c = w.canceller();
+        let armed = w.arm(Duration::from_secs(30), 7);
+        c.cancel(8);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(n.load(Ordering::SeqCst), 0, "another request's cancel");
+        c.cancel(7);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(n.load(Ordering::SeqCst), 1, "ended at once");
+        assert!(w.disarm(armed));
+        // A cancel that comes after its render finished hits nothing.
+        let next = w.arm(Duration::from_secs(30), 9);
+        c.cancel(7);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!w.disarm(next));
         assert_eq!(n.load(Ordering::SeqCst), 1);
     }
 }

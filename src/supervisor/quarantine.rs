@@ -1,0 +1,150 @@
+//! Poison requests: one whose render crashes its worker. nginx retries a
+//! request that was in flight when its worker died, once, on another
+//! worker; if it crashes that one too, it is quarantined: every worker
+//! answers it at once with a clear error for a while, so it can take down
+//! no third process.
+//!
+//! The supervisor learns which request was in flight from the dead
+//! worker's slate (workers/src/slate.rs). [`Strikes`] decides (pure,
+//! unit-tested); `impl Supervisor` reads slates and tells the workers.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use ssrd_worker::events::Control;
+use ssrd_worker::log;
+
+use super::Supervisor;
+
+/// Crashes of the same request within this window add up.
+const WINDOW: Duration = Duration::from_secs(600);
+/// Crashes that quarantine a request.
+const STRIKES: u32 = 2;
+
+/// Which requests crashed workers, and which are quarantined.
+#[derive(Debug, Default)]
+pub struct Strikes {
+    /// Request hash → crashes so far, and when the first was.
+    crashes: HashMap<String, (u32, Instant)>,
+    /// Request hash → end of its quarantine.
+    quarantined: HashMap<String, Instant>,
+}
+
+impl Strikes {
+    /// Counts a crash of `hash`; true if that puts it in quarantine (for
+    /// `duration`, from `now`).
+    pub fn crash(&mut self, hash: &str, now: Instant, duration: Duration) -> bool {
+        self.crashes
+            .retain(|_, (_, first)| now.saturating_duration_since(*first) < WINDOW);
+        let entry = self.crashes.entry(hash.to_string()).or_insert((0, now));
+        entry.0 += 1;
+        if entry.0 < STRIKES {
+            return false;
+        }
+        self.crashes.remove(hash);
+        self.quarantined.insert(hash.to_string(), now + duration);
+        true
+    }
+
+    /// The quarantines still running, with what is left of each, in whole
+    /// seconds (rounded up): what a newly started worker is told.
+    pub fn active(&mut self, now: Instant) -> Vec<(String, u64)> {
+        self.quarantined.retain(|_, until| *until > now);
+        self.quarantined
+            .iter()
+            .map(|(hash, until)| (hash.clone(), (*until - now).as_secs() + 1))
+            .collect()
+    }
+}
+
+impl Supervisor {
+    /// A worker crashed: count a strike against the request it was
+    /// rendering, if its slate names one.
+    pub(super) fn strike(&mut self, i: usize) {
+        let Some(hash) = self.slots[i]
+            .slate
+            .as_ref()
+            .and_then(ssrd_worker::slate::read)
+        else {
+            return;
+        };
+        if let Some(slate) = &self.slots[i].slate {
+            ssrd_worker::slate::reset(slate);
+        }
+        let duration = Duration::from_secs(self.config.quarantine_s);
+        let quarantined = self.strikes.crash(&hash, Instant::now(), duration);
+        log::warn(
+            "a request was in flight when its worker crashed",
+            json!({"worker": self.slots[i].name, "request_hash": hash, "quarantined": quarantined}),
+        );
+        if !quarantined {
+            return;
+        }
+        self.metrics.quarantined.inc();
+        log::error(
+            "request quarantined: it crashed two workers; every worker refuses it for a while",
+            json!({"request_hash": hash, "seconds": self.config.quarantine_s}),
+        );
+        let line = control_line(&hash, self.config.quarantine_s);
+        for slot in &mut self.slots {
+            send(slot.stdin.as_mut(), &line);
+        }
+    }
+
+    /// Tells a newly started worker every running quarantine.
+    pub(super) fn brief(&mut self, i: usize) {
+        for (hash, seconds) in self.strikes.active(Instant::now()) {
+            let line = control_line(&hash, seconds);
+            send(self.slots[i].stdin.as_mut(), &line);
+        }
+    }
+}
+
+fn control_line(hash: &str, seconds: u64) -> String {
+    let control = Control::Quarantine {
+        hash: hash.to_string(),
+        seconds,
+    };
+    let mut line = serde_json::to_string(&control).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// Writes a control line to a worker's stdin; never blocks (the pipe is
+/// non-blocking): a worker that does not read misses it.
+fn send(stdin: Option<&mut std::process::ChildStdin>, line: &str) {
+    if let Some(stdin) = stdin {
+        let _ = stdin.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_crashes_quarantine_and_quarantines_expire() {
+        let mut s = Strikes::default();
+        let t0 = Instant::now();
+        let d = Duration::from_secs(300);
+        assert!(!s.crash("a", t0, d), "one crash may be bad luck");
+        assert!(!s.crash("b", t0, d));
+        assert!(
+            s.crash("a", t0 + Duration::from_secs(1), d),
+            "the retry crashed too"
+        );
+        assert_eq!(
+            s.active(t0 + Duration::from_secs(2)),
+            vec![("a".to_string(), 300)]
+        );
+        assert!(
+            s.active(t0 + Duration::from_secs(302)).is_empty(),
+            "expired"
+        );
+        // Crashes far apart do not add up.
+        assert!(!s.crash("c", t0, d));
+        assert!(!s.crash("c", t0 + WINDOW + Duration::from_secs(1), d));
+    }
+}

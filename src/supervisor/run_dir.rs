@@ -1,0 +1,62 @@
+//! Keeps the run dir there while the tier runs. Deleting it (a careless
+//! `rm -rf /tmp/*`, a tmpfiles cleaner) takes the rendered configs, the
+//! bundle store, the pid file and the lock file with it. Nothing running
+//! needs them at once (haproxy's runtime API is a socket pair, every
+//! listening socket is held by the supervisor), but the next worker,
+//! nginx or haproxy start would. So the supervisor checks every tick and,
+//! if the directory is gone, recreates it and everything it needs, takes
+//! the lock again, and has nginx reopen its log files there.
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use ssrd_worker::log;
+
+use super::Supervisor;
+use crate::{leftovers, rundir, up};
+
+impl Supervisor {
+    /// Recreates the run dir if it was deleted.
+    pub(super) fn keep_run_dir(&mut self) {
+        if self.config.run_dir.is_dir() {
+            return;
+        }
+        log::error(
+            "the run dir was deleted while the tier runs; recreating it",
+            json!({"run_dir": self.config.run_dir}),
+        );
+        match self.recreate_run_dir() {
+            Ok(()) => log::info(
+                "run dir recreated: configs, bundle, pid file and lock are back",
+                json!({"run_dir": self.config.run_dir}),
+            ),
+            Err(e) => {
+                // Without a run dir no process can be (re)started: stop
+                // cleanly rather than limp on.
+                log::error(
+                    "cannot recreate the run dir; stopping the tier",
+                    json!({"run_dir": self.config.run_dir, "error": e}),
+                );
+                self.on_stop_signal();
+            }
+        }
+    }
+
+    fn recreate_run_dir(&mut self) -> Result<(), String> {
+        let dir = self.config.run_dir.clone();
+        rundir::prepare(&dir).map_err(|e| e.context)?;
+        self.lock = leftovers::lock(&dir).map_err(|e| e.context)?;
+        up::write_configs(&self.config, up::current_nofile()).map_err(|e| e.context)?;
+        let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
+        up::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
+        rundir::write_file(
+            &dir,
+            "ssrd.pid",
+            format!("{}\n", std::process::id()).as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+        self.store.restore().map_err(|e| e.context)?;
+        // nginx's log files went with the directory: reopen them.
+        self.nginx.signal(Signal::SIGUSR1);
+        Ok(())
+    }
+}
