@@ -91,7 +91,9 @@ class Tier:
             "--run-dir", str(self.run_dir), "--access-log", "false", *extra,
         ]
         self.proc = None
-        self.log_path = self.run_dir / "supervisor.log"
+        # Not in the run dir: a chaos run deletes that.
+        self.log_dir = Path(tempfile.mkdtemp(prefix="ssrd-bench-log-"))
+        self.log_path = self.log_dir / "supervisor.log"
         # A file name: keep the supervisor's log in bench/runs/ (gitignored).
         self.keep_log_as = keep_log_as
 
@@ -122,6 +124,19 @@ class Tier:
             except (OSError, ValueError, IndexError):
                 continue
         return pids
+
+    def pid_of(self, needle):
+        """A live process whose command line contains needle."""
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                if needle.encode() in (d / "cmdline").read_bytes() and \
+                        not (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    return int(d.name)
+            except (OSError, IndexError):
+                continue
+        return None
 
     def log_lines(self):
         try:
@@ -154,6 +169,7 @@ class Tier:
             runs.mkdir(exist_ok=True)
             shutil.copy(self.log_path, runs / self.keep_log_as)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 class Hypernova:
@@ -324,6 +340,30 @@ class LoadGen:
         self.stats = {"healthy": 0, "healthy_failed": 0, "refused": 0, "faulty": 0, "faulty_unexpected": 0}
         self.samples = []
         self.threads = []
+        # (seconds since start, latency ms) of every healthy answer, and the
+        # moments chaos struck: p99 before the first event vs. the second
+        # after each one is the latency cost of the event.
+        self.started = time.time()
+        self.latencies = []
+        self.events = []
+
+    def mark(self):
+        """Records that a chaos event happens now."""
+        with self.lock:
+            self.events.append(time.time() - self.started)
+
+    def p99(self, windows):
+        with self.lock:
+            xs = sorted(ms for t, ms in self.latencies if any(a <= t < b for a, b in windows))
+        return xs[int(round((len(xs) - 1) * 0.99))] if xs else None
+
+    def latency_cost(self):
+        """p99 (ms) before the first event, and within 1 s after each event."""
+        if not self.events:
+            return {}
+        before = self.p99([(0.5, self.events[0])])
+        during = self.p99([(e, e + 1.0) for e in self.events])
+        return {"p99_before_ms": before, "p99_during_ms": during}
 
     def _record(self, key, sample=None):
         with self.lock:
@@ -336,7 +376,11 @@ class LoadGen:
         while not self.stop_flag.is_set():
             faulty = self.faulty is not None and rng.random() < self.faulty_share
             body = self.faulty["body"] if faulty else self.body
+            sent = time.time()
             status, data = post(self.port, "/batch", body, timeout=60)
+            if not faulty:
+                with self.lock:
+                    self.latencies.append((sent - self.started, (time.time() - sent) * 1000.0))
             never_accepted = status is None and (
                 b"ConnectionRefused" in data
                 or (self.shutting_down.is_set() and (b"ConnectionReset" in data or b"BrokenPipe" in data))
@@ -367,6 +411,29 @@ class LoadGen:
             t.join(90)
 
 
+def all_failed_with(data, name):
+    try:
+        results = json.loads(data)["results"]
+        return len(results) > 0 and all(r["error"]["name"] == name for r in results.values())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def hold_idle(port, n):
+    """Opens n connections that send nothing; returns them and the count
+    that could not connect."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    held, refused = [], 0
+    for _ in range(min(n, hard - 2000)):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            refused += 1
+    return held, refused
+
+
 def healthy_ok(status, data):
     if status != 200:
         return False
@@ -391,7 +458,8 @@ def chaos_runs(workers, duration):
     def record(name, gen, note, extra=None, shutdown=False):
         # Outside a shutdown nothing may be refused: a refusal counts as a
         # failure there. During the SIGTERM run it is reported apart.
-        row = {"run": name, **gen.stats, "note": note, "samples": gen.samples, "shutdown": shutdown}
+        row = {"run": name, **gen.stats, "note": note, "samples": gen.samples, "shutdown": shutdown,
+               **gen.latency_cost()}
         row.update(extra or {})
         runs.append(row)
         log(f"chaos {name}: healthy {gen.stats['healthy']} failed {gen.stats['healthy_failed']} "
@@ -406,6 +474,7 @@ def chaos_runs(workers, duration):
             time.sleep(1)
             pids = tier.worker_pids()
             if pids:
+                gen.mark()
                 os.kill(random.choice(pids), signal.SIGKILL)
                 kills += 1
         time.sleep(1)
@@ -417,6 +486,7 @@ def chaos_runs(workers, duration):
         for _ in range(2):
             time.sleep(duration / 3)
             done = tier.count_log("reload complete: every worker runs the new bundle")
+            gen.mark()
             tier.signal(signal.SIGHUP)
             deadline = time.time() + 120
             while tier.count_log("reload complete: every worker runs the new bundle") <= done and time.time() < deadline:
@@ -452,7 +522,115 @@ def chaos_runs(workers, duration):
         bad = bad_input(tier.port, duration)
     record("bad-input corpus", gen, "; ".join(f"{k}: {v}" for k, v in bad.items()), {"bad_input": bad})
 
-    # 6. SIGTERM at the end with requests in flight.
+    # 6. kill -9 of haproxy, three times.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-haproxy.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        for _ in range(3):
+            time.sleep(duration / 4)
+            pid = tier.pid_of(f"{tier.run_dir}/haproxy.cfg")
+            if pid:
+                gen.mark()
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(duration / 4)
+        restarts = tier.count_log("haproxy restarted")
+    record("kill -9 haproxy x3", gen, f"{restarts} haproxy restarts", {"restarts": restarts})
+
+    # 7. kill -9 of every worker at once, three times.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-all-workers.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        for _ in range(3):
+            time.sleep(duration / 4)
+            gen.mark()
+            for pid in tier.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(duration / 4)
+    record("kill -9 every worker at once x3", gen, f"{3 * workers} workers killed")
+
+    # 8. kill -9 of nginx's master, twice.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-nginx.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        masters = 0
+        for _ in range(2):
+            time.sleep(duration / 3)
+            try:
+                master = int((tier.run_dir / "nginx.pid").read_text().strip())
+                gen.mark()
+                os.kill(master, signal.SIGKILL)
+                masters += 1
+            except (OSError, ValueError):
+                pass
+        time.sleep(duration / 3)
+    record("kill -9 nginx master x2", gen, f"{masters} masters killed; the tether starts another, "
+           "the old workers finish their requests")
+
+    # 9. Batches of 1000 Runaway jobs (40 KB) against a 3 s request budget.
+    thousand = json.dumps({str(i): {"name": "Runaway", "data": {}} for i in range(1000)}).encode()
+    budget = {"body": thousand,
+              "expect": lambda s, d: s == 200 and all_failed_with(d, "RenderTimeout")}
+    with Tier(workers, FAULTS_BUNDLE, extra=["--request-budget-ms", "3000"],
+              keep_log_as="chaos-budget.log") as tier, \
+            LoadGen(tier.port, 20, healthy, budget, 0.002) as gen:
+        time.sleep(duration)
+    record("0.2 % batches of 1000 Runaway jobs", gen,
+           "faulty = 1000-job Runaway batches; expected: 200 with every job RenderTimeout within the 3 s budget")
+
+    # 10. A broken bundle is reloaded, then every worker dies.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.js"
+        shutil.copy(FAULTS_BUNDLE, path)
+        with Tier(workers, path, keep_log_as="chaos-broken-reload.log") as tier, \
+                LoadGen(tier.port, 20, healthy) as gen:
+            time.sleep(duration / 4)
+            path.write_text("this is not javascript {")
+            tier.signal(signal.SIGHUP)
+            deadline = time.time() + 60
+            while tier.count_log("reload: the bundle failed its check (see the error above); "
+                                 "workers keep the old bundle") == 0 and time.time() < deadline:
+                time.sleep(0.1)
+            for _ in range(2):
+                time.sleep(duration / 4)
+                gen.mark()
+                for pid in tier.worker_pids():
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(duration / 4)
+    record("broken reload, then kill -9 every worker x2", gen,
+           "replacements start from the last bundle that passed its check")
+
+    # 11. 10,000 idle connections held open during the load.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-idle.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        time.sleep(duration / 3)
+        gen.mark()
+        held, refused = hold_idle(tier.port, 10_000)
+        time.sleep(duration / 3)
+        for c in held:
+            c.close()
+        time.sleep(duration / 3)
+    record("10,000 idle connections", gen, f"{len(held)} held open, {refused} could not connect",
+           {"idle_held": len(held)})
+
+    # 12. The run dir is deleted, then a worker and haproxy are killed.
+    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-run-dir.log") as tier, \
+            LoadGen(tier.port, 20, healthy) as gen:
+        time.sleep(duration / 4)
+        gen.mark()
+        shutil.rmtree(tier.run_dir, ignore_errors=True)
+        time.sleep(duration / 4)
+        pids = tier.worker_pids()
+        if pids:
+            gen.mark()
+            os.kill(pids[0], signal.SIGKILL)
+        time.sleep(duration / 4)
+        pid = tier.pid_of(f"{tier.run_dir}/haproxy.cfg")
+        if pid:
+            gen.mark()
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(duration / 4)
+        recreated = tier.count_log("run dir recreated: configs, bundle, pid file and lock are back")
+    record("run dir deleted, then kill -9 a worker and haproxy", gen,
+           f"run dir recreated {recreated}×")
+
+    # 13. SIGTERM at the end with requests in flight.
     with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-sigterm.log") as tier:
         gen = LoadGen(tier.port, 20, healthy)
         with gen:
@@ -738,12 +916,17 @@ def write_report(name, args, data):
                    "closes its listener first (see bench/README.md), so refusals there are reported "
                    "apart.")
         out.append("")
-        out.append("| run | healthy | failed | refused | faulty | faulty, unexpected answer | what happened |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("p99 before = healthy requests sent before the first event; p99 during = those sent "
+                   "within 1 s after any event: the latency cost of the event.")
+        out.append("")
+        out.append("| run | healthy | failed | refused | faulty | faulty, unexpected answer | p99 before (ms) | "
+                   "p99 during (ms) | what happened |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for r in chaos:
             refused = f"{r['refused']} (shutdown)" if r.get("shutdown") else str(r["refused"])
             out.append(f"| {r['run']} | {r['healthy']} | {r['healthy_failed']} | {refused} | {r['faulty']} | "
-                       f"{r['faulty_unexpected']} | {r['note']} |")
+                       f"{r['faulty_unexpected']} | {fmt(r.get('p99_before_ms'), 0)} | "
+                       f"{fmt(r.get('p99_during_ms'), 0)} | {r['note']} |")
         out.append("")
         samples = [s for r in chaos for s in r["samples"]]
         if samples:

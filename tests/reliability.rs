@@ -255,6 +255,9 @@ fn kill_dash_9_of_every_worker_at_once_fails_nothing() {
     );
     assert_eq!(stats.failed, 0, "{:?}", stats.samples);
     assert_eq!(stats.refused, 0);
+    // Outside kills of workers serving identical bodies are no poison.
+    let m = tier.metrics();
+    assert!(m.contains("ssrd_quarantined_requests_total 0"), "{m}");
 }
 
 /// The worker rendering the request with this X-Request-Id, if any.

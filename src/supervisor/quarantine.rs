@@ -1,8 +1,14 @@
 //! Poison requests: one whose render crashes its worker. nginx retries a
 //! request that was in flight when its worker died, once, on another
-//! worker; if it crashes that one too, it is quarantined: every worker
-//! answers it at once with a clear error for a while, so it can take down
-//! no third process.
+//! worker, with the same request id; if it crashes that one too, its
+//! content (route and body hash) is quarantined: every worker answers it at
+//! once with a clear error for a while, so it can take down no third
+//! process.
+//!
+//! Keying the strikes by request id, not by content, keeps an outside kill
+//! (an operator's kill -9, the OOM killer) from quarantining a popular
+//! request: identical bodies from different callers are different requests,
+//! and two deaths count only when they were the same request, retried.
 //!
 //! The supervisor learns which request was in flight from the dead
 //! worker's slate (workers/src/slate.rs). [`Strikes`] decides (pure,
@@ -23,27 +29,27 @@ const WINDOW: Duration = Duration::from_secs(600);
 /// Crashes that quarantine a request.
 const STRIKES: u32 = 2;
 
-/// Which requests crashed workers, and which are quarantined.
+/// Which requests crashed workers, and which contents are quarantined.
 #[derive(Debug, Default)]
 pub struct Strikes {
-    /// Request hash → crashes so far, and when the first was.
+    /// Request id → crashes so far, and when the first was.
     crashes: HashMap<String, (u32, Instant)>,
     /// Request hash → end of its quarantine.
     quarantined: HashMap<String, Instant>,
 }
 
 impl Strikes {
-    /// Counts a crash of `hash`; true if that puts it in quarantine (for
-    /// `duration`, from `now`).
-    pub fn crash(&mut self, hash: &str, now: Instant, duration: Duration) -> bool {
+    /// Counts a crash of request `id` (content `hash`); true if that puts
+    /// the content in quarantine (for `duration`, from `now`).
+    pub fn crash(&mut self, id: &str, hash: &str, now: Instant, duration: Duration) -> bool {
         self.crashes
             .retain(|_, (_, first)| now.saturating_duration_since(*first) < WINDOW);
-        let entry = self.crashes.entry(hash.to_string()).or_insert((0, now));
+        let entry = self.crashes.entry(id.to_string()).or_insert((0, now));
         entry.0 += 1;
         if entry.0 < STRIKES {
             return false;
         }
-        self.crashes.remove(hash);
+        self.crashes.remove(id);
         self.quarantined.insert(hash.to_string(), now + duration);
         true
     }
@@ -63,21 +69,19 @@ impl Supervisor {
     /// A worker crashed: count a strike against the request it was
     /// rendering, if its slate names one.
     pub(super) fn strike(&mut self, i: usize) {
-        let Some(hash) = self.slots[i]
-            .slate
-            .as_ref()
-            .and_then(ssrd_worker::slate::read)
-        else {
+        let Some(slate) = &self.slots[i].slate else {
             return;
         };
-        if let Some(slate) = &self.slots[i].slate {
-            ssrd_worker::slate::reset(slate);
-        }
+        let in_flight = ssrd_worker::slate::read(slate);
+        ssrd_worker::slate::reset(slate);
+        let Some(ssrd_worker::slate::InFlight { hash, id }) = in_flight else {
+            return;
+        };
         let duration = Duration::from_secs(self.config.quarantine_s);
-        let quarantined = self.strikes.crash(&hash, Instant::now(), duration);
+        let quarantined = self.strikes.crash(&id, &hash, Instant::now(), duration);
         log::warn(
             "a request was in flight when its worker crashed",
-            json!({"worker": self.slots[i].name, "request_hash": hash, "quarantined": quarantined}),
+            json!({"worker": self.slots[i].name, "request_id": id, "request_hash": hash, "quarantined": quarantined}),
         );
         if !quarantined {
             return;
@@ -125,26 +129,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_crashes_quarantine_and_quarantines_expire() {
+    fn two_crashes_of_one_request_quarantine_its_content_for_a_while() {
         let mut s = Strikes::default();
         let t0 = Instant::now();
         let d = Duration::from_secs(300);
-        assert!(!s.crash("a", t0, d), "one crash may be bad luck");
-        assert!(!s.crash("b", t0, d));
-        assert!(
-            s.crash("a", t0 + Duration::from_secs(1), d),
-            "the retry crashed too"
-        );
-        assert_eq!(
-            s.active(t0 + Duration::from_secs(2)),
-            vec![("a".to_string(), 300)]
-        );
+        assert!(!s.crash("req-1", "H", t0, d), "one crash may be bad luck");
+        // The same content in another request (an outside kill of workers
+        // serving a popular page) is no strike against req-1.
+        assert!(!s.crash("req-2", "H", t0, d));
+        assert!(s.active(t0).is_empty());
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(s.crash("req-1", "H", t1, d), "the retry crashed too");
+        let left = s.active(t0 + Duration::from_secs(2));
+        assert_eq!(left, vec![("H".to_string(), 300)]);
         assert!(
             s.active(t0 + Duration::from_secs(302)).is_empty(),
             "expired"
         );
         // Crashes far apart do not add up.
-        assert!(!s.crash("c", t0, d));
-        assert!(!s.crash("c", t0 + WINDOW + Duration::from_secs(1), d));
+        assert!(!s.crash("req-3", "J", t0, d));
+        let late = t0 + WINDOW + Duration::from_secs(1);
+        assert!(!s.crash("req-3", "J", late, d));
     }
 }

@@ -325,7 +325,7 @@ impl RenderLoop<'_> {
             s.busy = true;
             s.current = Some(request.origin.request_id.clone());
         }
-        self.slate.mark(&request.hash);
+        self.slate.mark(&request.hash, &request.origin.request_id);
         self.engine.set_request_tag(request.tag);
         let deadline = picked + self.budget;
         let mut results = Vec::with_capacity(request.jobs.len());

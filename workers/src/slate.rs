@@ -1,9 +1,10 @@
 //! The in-flight slate: a few bytes, in a file the supervisor handed over,
-//! naming the request this worker is rendering right now.
+//! naming the request this worker is rendering right now: its hash (route
+//! and body) and its request id.
 //!
 //! If the process dies mid-render (a crash, SIGKILL), the supervisor reads
-//! the slate to learn which request was in flight and counts a strike
-//! against it; a request that kills two workers is quarantined. The slate
+//! the slate to learn which request was in flight. The same request (same
+//! id: nginx's retry) in flight at two deaths is quarantined by its hash. The slate
 //! lives in the page cache of a file descriptor the supervisor keeps open,
 //! so it survives the process that wrote it; writing it costs one `pwrite`
 //! per request, no fsync.
@@ -12,8 +13,11 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 
-/// How a slate reads when nothing is in flight.
-pub const IDLE: &str = "00000000000000000000000000000000";
+/// A slate's size: a 32-digit hash, a space, the request id (at most 128
+/// bytes, see http.rs), padded with spaces, a newline.
+const SIZE: usize = 192;
+/// How a slate starts when nothing is in flight.
+const IDLE: &str = "00000000000000000000000000000000";
 
 /// The slate of one worker; a no-op when the worker has none.
 #[derive(Default)]
@@ -35,37 +39,58 @@ impl Slate {
         }
     }
 
-    /// Marks the request whose body hashes to `hash` as in flight.
-    pub fn mark(&self, hash: &str) {
-        self.write(hash);
+    /// Marks the request `id`, whose route and body hash to `hash`, as in
+    /// flight.
+    pub fn mark(&self, hash: &str, id: &str) {
+        if let Some(f) = &self.file {
+            // Best effort: a slate that cannot be written only costs the
+            // supervisor its poison-request detection.
+            let _ = f.write_at(&record(hash, id), 0);
+        }
     }
 
     /// Nothing in flight.
     pub fn clear(&self) {
-        self.write(IDLE);
-    }
-
-    fn write(&self, text: &str) {
         if let Some(f) = &self.file {
-            // Best effort: a slate that cannot be written only costs the
-            // supervisor its poison-request detection.
-            let _ = f.write_at(text.as_bytes(), 0);
+            reset(f);
         }
     }
 }
 
-/// Reads a slate (the supervisor's side): the hash of the request that was
-/// in flight, if any.
-pub fn read(file: &File) -> Option<String> {
-    let mut buf = [0u8; IDLE.len()];
-    file.read_exact_at(&mut buf, 0).ok()?;
-    let text = std::str::from_utf8(&buf).ok()?;
-    (text != IDLE && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| text.to_string())
+fn record(hash: &str, id: &str) -> [u8; SIZE] {
+    let mut buf = [b' '; SIZE];
+    let text = format!("{hash} {id}");
+    let n = text.len().min(SIZE - 1);
+    buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+    buf[SIZE - 1] = b'\n';
+    buf
 }
 
-/// Resets a slate to idle (the supervisor's side, after reading it).
+/// What a slate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The request's hash (route and body).
+    pub hash: String,
+    /// Its request id (X-Request-Id; the same on nginx's retry).
+    pub id: String,
+}
+
+/// Reads a slate (the supervisor's side): the request that was in flight.
+pub fn read(file: &File) -> Option<InFlight> {
+    let mut buf = [0u8; SIZE];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf).ok()?;
+    let (hash, id) = text.trim_end().split_once(' ')?;
+    let valid = hash.len() == IDLE.len() && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    (valid && hash != IDLE).then(|| InFlight {
+        hash: hash.to_string(),
+        id: id.to_string(),
+    })
+}
+
+/// Resets a slate to idle (also the supervisor's side, after reading it).
 pub fn reset(file: &File) {
-    let _ = file.write_at(IDLE.as_bytes(), 0);
+    let _ = file.write_at(&record(IDLE, "-"), 0);
 }
 
 /// The hash a request is known by: its route and body, 128-bit xxh3 as hex.
@@ -97,9 +122,15 @@ mod tests {
         assert_eq!(read(&reader), None, "empty file");
         let hash = request_hash("/batch", b"{}");
         assert_eq!(hash.len(), 32);
-        writer.mark(&hash);
+        writer.mark(&hash, "req-1");
         drop(writer);
-        assert_eq!(read(&reader).as_deref(), Some(hash.as_str()));
+        assert_eq!(
+            read(&reader),
+            Some(InFlight {
+                hash: hash.clone(),
+                id: "req-1".into()
+            })
+        );
         Slate {
             file: Some(reader.try_clone().unwrap()),
         }
