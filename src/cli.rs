@@ -87,6 +87,10 @@ pub struct EngineArgs {
     /// (`ssrd render`: before the measured renders, with --repeat only).
     #[arg(long, default_value_t = defaults::WARMUP_ROUNDS)]
     pub warmup_rounds: u32,
+    /// The largest answer (HTML plus meta) one job may return, MiB; a
+    /// larger one fails the job with AnswerTooLarge.
+    #[arg(long, default_value_t = defaults::MAX_HTML_MB, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_html_mb: u64,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +124,10 @@ pub struct WorkerArgs {
     /// second as JSON lines on stdout (the supervisor reads them).
     #[arg(long)]
     pub events: bool,
+    /// Write the ready line and events to this inherited descriptor instead
+    /// of stdout (the supervisor's pipe: bundle code cannot reach it).
+    #[arg(long)]
+    pub events_fd: Option<i32>,
     /// The most one request may render for, all its jobs together, ms;
     /// jobs past it are answered RenderTimeout without running.
     #[arg(long, default_value_t = defaults::REQUEST_BUDGET_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
@@ -131,6 +139,10 @@ pub struct WorkerArgs {
     /// Read control lines (quarantined requests) from stdin.
     #[arg(long)]
     pub control: bool,
+    /// Retire (exit 76) after a request that left the process's resident
+    /// memory above this many MiB; 0 = never.
+    #[arg(long, default_value_t = 0)]
+    pub rss_limit_mb: u64,
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +226,7 @@ impl EngineArgs {
             snapshot,
             heap_limit_bytes: (self.heap_limit_mb as usize) << 20,
             semi_space_bytes: (self.semi_space_mb as usize) << 20,
+            max_answer_bytes: (self.max_html_mb as usize) << 20,
             render_timeout: Duration::from_millis(self.render_timeout_ms),
             warmup_rounds,
         }
@@ -230,9 +243,11 @@ impl WorkerArgs {
             .boot_config(self.snapshot, self.engine.warmup_rounds);
         c.v8_flags = self.engine.v8_flags;
         c.events = self.events;
+        c.events_fd = self.events_fd;
         c.request_budget = Duration::from_millis(self.request_budget_ms);
         c.slate_fd = self.slate_fd;
         c.control = self.control;
+        c.rss_limit_bytes = self.rss_limit_mb << 20;
         c.http.max_body_bytes = self.max_body_bytes;
         c.http.header_timeout = Duration::from_millis(self.header_timeout_ms);
         c.http.body_timeout = Duration::from_millis(self.body_timeout_ms);

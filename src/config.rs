@@ -79,6 +79,8 @@ options! {
     heap_limit_mb: u64 = defaults::HEAP_LIMIT_MB;
     /// Each worker's V8 young-generation semi-space, MiB.
     semi_space_mb: u64 = defaults::SEMI_SPACE_MB;
+    /// The largest answer (HTML plus meta) one job may return, MiB.
+    max_html_mb: u64 = defaults::MAX_HTML_MB;
     /// Largest request body, MiB (nginx buffers it whole, in memory).
     max_body_mb: u64 = (defaults::MAX_BODY_BYTES >> 20) as u64;
     /// Longest wait in haproxy's queue for a free worker, ms.
@@ -91,7 +93,8 @@ options! {
     recycle_requests: u64 = 0;
     /// Recycle a worker whose JS heap reaches this % of its limit.
     recycle_heap_percent: u64 = 80;
-    /// Recycle a worker whose RSS reaches this many MiB; 0 = never.
+    /// A worker whose RSS passes this many MiB is replaced: recycled when
+    /// idle, retired at once after the request that crossed it; 0 = never.
     recycle_rss_mb: u64 = 1024;
     /// Kill a worker whose render thread is silent this long, ms (at least
     /// 2 × render timeout + 1 s).
@@ -245,6 +248,7 @@ mod tests {
         ("request_budget_ms", "4000", "4000"),
         ("heap_limit_mb", "512", "512"),
         ("semi_space_mb", "8", "8"),
+        ("max_html_mb", "8", "8"),
         ("max_body_mb", "9", "9"),
         ("queue_timeout_ms", "3000", "3000"),
         ("client_timeout_ms", "4000", "4000"),

@@ -61,7 +61,12 @@ fn render(args: &RenderArgs) -> Result<String, String> {
         }
         (None, None) => return Err("give a component NAME or --batch FILE".into()),
     };
-    ssrd_worker::js_runtime::set_v8_flags(&args.engine.v8_flags).map_err(|e| e.to_json())?;
+    let flags = format!(
+        "{} {}",
+        ssrd_worker::memory::v8_flags((args.engine.heap_limit_mb as usize) << 20),
+        args.engine.v8_flags
+    );
+    ssrd_worker::js_runtime::set_v8_flags(&flags).map_err(|e| e.to_json())?;
     // The worker's boot: bundle, contract check and, when measuring, the
     // same warm-up a worker does before it reports ready.
     let rounds = if args.repeat > 1 {

@@ -156,7 +156,7 @@ impl Supervisor {
             // nginx takes inherited listening sockets from this variable.
             env: vec![("NGINX", format!("{LISTEN_FD};"))],
             pipe_stdin: false,
-            pipe_stdout: false,
+            quiet_stdout: false,
         })
         .map_err(|e| format!("spawning nginx (through ssrd tether): {e}"))
     }
@@ -179,7 +179,7 @@ impl Supervisor {
             ],
             env: vec![],
             pipe_stdin: false,
-            pipe_stdout: false,
+            quiet_stdout: false,
         })
         .map_err(|e| format!("spawning {}: {e}", self.config.haproxy.display()))
     }

@@ -132,7 +132,7 @@ impl Check {
             fds: vec![],
             env: vec![],
             pipe_stdin: false,
-            pipe_stdout: false,
+            quiet_stdout: false,
         })?;
         Ok(Check {
             child,

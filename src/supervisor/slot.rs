@@ -168,6 +168,7 @@ pub fn plan_exit(
         (None, true, _) => replacing_for.unwrap_or(Reason::Reload),
         (None, false, Exit::Code(exit_code::HEAP_LIMIT)) => Reason::HeapLimit,
         (None, false, Exit::Code(exit_code::BUNDLE)) => Reason::Bundle,
+        (None, false, Exit::Code(exit_code::MEMORY_LIMIT)) => Reason::Rss,
         (None, false, _) => Reason::Crash,
     };
     let after = match state {

@@ -16,11 +16,11 @@
 //! waits in the kernel's accept queue instead of being refused.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -37,6 +37,8 @@ pub const LISTEN_FD: RawFd = 3;
 /// The second inherited fd: a worker's slate (`--slate-fd 4`), haproxy's
 /// runtime API channel (`stats socket sockpair@4`).
 pub const AUX_FD: RawFd = 4;
+/// A worker's event pipe (`--events-fd 5`).
+pub const EVENTS_FD: RawFd = 5;
 
 /// How to start one child.
 pub struct ChildSpec<'a> {
@@ -51,8 +53,9 @@ pub struct ChildSpec<'a> {
     pub env: Vec<(&'static str, String)>,
     /// Pipe stdin (the worker's control input) instead of /dev/null.
     pub pipe_stdin: bool,
-    /// Pipe stdout (the worker's events) instead of inheriting it.
-    pub pipe_stdout: bool,
+    /// Send stdout to /dev/null instead of inheriting it (workers: their
+    /// events go to a pipe of their own).
+    pub quiet_stdout: bool,
 }
 
 /// The most descriptors one child is handed.
@@ -75,8 +78,8 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<Child> {
         } else {
             Stdio::null()
         })
-        .stdout(if spec.pipe_stdout {
-            Stdio::piped()
+        .stdout(if spec.quiet_stdout {
+            Stdio::null()
         } else {
             Stdio::inherit()
         })
@@ -149,7 +152,8 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
         LISTEN_FD.to_string().into(),
         "--slate-fd".into(),
         AUX_FD.to_string().into(),
-        "--events".into(),
+        "--events-fd".into(),
+        EVENTS_FD.to_string().into(),
         "--control".into(),
         "--render-timeout-ms".into(),
         config.render_timeout_ms.to_string().into(),
@@ -161,6 +165,10 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
         config.semi_space_mb.to_string().into(),
         "--max-body-bytes".into(),
         (config.max_body_mb << 20).to_string().into(),
+        "--max-html-mb".into(),
+        config.max_html_mb.to_string().into(),
+        "--rss-limit-mb".into(),
+        config.recycle_rss_mb.to_string().into(),
     ];
     if config.snapshot {
         args.push("--snapshot".into());
@@ -173,12 +181,17 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
     args
 }
 
-/// Forwards a worker's stdout lines to the supervisor, on a thread.
-pub fn forward_lines(slot: usize, pid: Pid, stdout: ChildStdout, tx: UnboundedSender<Event>) {
+/// Forwards a worker's event lines to the supervisor, on a thread.
+pub fn forward_lines(
+    slot: usize,
+    pid: Pid,
+    events: impl Read + Send + 'static,
+    tx: UnboundedSender<Event>,
+) {
     let _ = std::thread::Builder::new()
         .name(format!("ssrd-w{}-stdout", slot + 1))
         .spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in BufReader::new(events).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(Event::Line { slot, pid, line }).is_err() {
                     break;

@@ -20,7 +20,7 @@ use super::haproxy_api::ServerState;
 use super::reason::Reason;
 use super::shutdown::Phase;
 use super::slot::{self, AfterExit, Due, SlotState, Timeouts};
-use super::spawn::{self, ChildSpec, Exit, AUX_FD, LISTEN_FD};
+use super::spawn::{self, ChildSpec, Exit, AUX_FD, EVENTS_FD, LISTEN_FD};
 use super::{telemetry, Supervisor};
 use crate::templates::BACKEND;
 
@@ -39,7 +39,25 @@ impl Supervisor {
         let args = spawn::worker_args(&self.config, bundle);
         let quota = self.policy.request_quota(self.jitter.next());
         let slot = &mut self.slots[i];
-        let mut fds = vec![(self.listeners.workers[i].as_raw_fd(), LISTEN_FD)];
+        // Events come on a pipe of the worker's own (fd 5), not stdout:
+        // nothing the bundle can print reaches it.
+        let (events_rx, events_tx) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(pair) => pair,
+            Err(e) => {
+                log::error(
+                    "cannot create a worker's event pipe",
+                    json!({"error": e.to_string()}),
+                );
+                slot.state = SlotState::Waiting {
+                    until: now + slot.backoff.after_crash(Duration::ZERO),
+                };
+                return;
+            }
+        };
+        let mut fds = vec![
+            (self.listeners.workers[i].as_raw_fd(), LISTEN_FD),
+            (events_tx.as_raw_fd(), EVENTS_FD),
+        ];
         if let Some(slate) = &slot.slate {
             ssrd_worker::slate::reset(slate);
             fds.push((slate.as_raw_fd(), AUX_FD));
@@ -50,14 +68,13 @@ impl Supervisor {
             fds,
             env: vec![],
             pipe_stdin: true,
-            pipe_stdout: true,
+            quiet_stdout: true,
         });
+        drop(events_tx);
         match spawned {
             Ok(mut child) => {
                 let pid = Pid::from_raw(child.id() as i32);
-                if let Some(stdout) = child.stdout.take() {
-                    spawn::forward_lines(i, pid, stdout, self.tx.clone());
-                }
+                spawn::forward_lines(i, pid, std::fs::File::from(events_rx), self.tx.clone());
                 slot.stdin = child.stdin.take().and_then(spawn::nonblocking);
                 slot.pid = Some(pid);
                 slot.child = Some(child);

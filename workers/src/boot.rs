@@ -22,6 +22,8 @@ pub struct BootConfig {
     pub heap_limit_bytes: usize,
     /// V8 young-generation semi-space, bytes.
     pub semi_space_bytes: usize,
+    /// The largest answer one job may return, bytes.
+    pub max_answer_bytes: usize,
     /// Per-job deadline enforced by the watchdog.
     pub render_timeout: Duration,
     /// How many times each of the bundle's warm-up jobs is rendered.
@@ -61,6 +63,7 @@ pub fn boot(config: &BootConfig) -> Result<(Engine, Boot)> {
             heap_limit_bytes: config.heap_limit_bytes,
             semi_space_bytes: config.semi_space_bytes,
             snapshot: blob,
+            max_answer_bytes: config.max_answer_bytes,
         },
     )?;
     let boot_ms = ms(started.elapsed());

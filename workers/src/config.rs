@@ -28,12 +28,18 @@ pub struct WorkerConfig {
     pub v8_flags: String,
     /// Emit per-request events and heartbeats on stdout (for the supervisor).
     pub events: bool,
+    /// Write the ready line and events to this inherited descriptor instead
+    /// of stdout.
+    pub events_fd: Option<i32>,
     /// The most one request may render for, all its jobs together.
     pub request_budget: Duration,
     /// An inherited file to name the request in flight on (the slate).
     pub slate_fd: Option<i32>,
     /// Read control lines (quarantines) from stdin.
     pub control: bool,
+    /// Retire (exit 76) after a request that left the process's RSS above
+    /// this many bytes; 0 = never.
+    pub rss_limit_bytes: u64,
 }
 
 impl WorkerConfig {
@@ -48,15 +54,18 @@ impl WorkerConfig {
                 snapshot: None,
                 heap_limit_bytes: (defaults::HEAP_LIMIT_MB as usize) << 20,
                 semi_space_bytes: (defaults::SEMI_SPACE_MB as usize) << 20,
+                max_answer_bytes: (defaults::MAX_HTML_MB as usize) << 20,
                 render_timeout: Duration::from_millis(defaults::RENDER_TIMEOUT_MS),
                 warmup_rounds: defaults::WARMUP_ROUNDS,
             },
             http: HttpConfig::default(),
             v8_flags: String::new(),
             events: false,
+            events_fd: None,
             request_budget: Duration::from_millis(defaults::REQUEST_BUDGET_MS),
             slate_fd: None,
             control: false,
+            rss_limit_bytes: 0,
         }
     }
 
@@ -69,6 +78,8 @@ impl WorkerConfig {
             "request_budget_ms": self.request_budget.as_millis() as u64,
             "heap_limit_mb": self.boot.heap_limit_bytes >> 20,
             "semi_space_mb": self.boot.semi_space_bytes >> 20,
+            "max_html_mb": self.boot.max_answer_bytes >> 20,
+            "rss_limit_mb": self.rss_limit_bytes >> 20,
             "warmup_rounds": self.boot.warmup_rounds,
             "max_body_bytes": self.http.max_body_bytes,
             "header_timeout_ms": self.http.header_timeout.as_millis() as u64,

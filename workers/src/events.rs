@@ -3,7 +3,9 @@
 //! as untyped JSON.
 //!
 //! A worker always writes its ready line ([`Ready`]) once it serves. With
-//! `--events` it then reports every request ([`Request`]: per-job component,
+//! `--events` (on stdout) or `--events-fd FD` (on a pipe of its own, which
+//! the supervisor uses: nothing bundle code can write reaches it) it then
+//! reports every request ([`Request`]: per-job component,
 //! duration and [`Outcome`], the wait before rendering, heap) and sends a
 //! [`Heartbeat`] every second while idle and between jobs. The supervisor
 //! turns these into metrics, recycling decisions and hung-worker detection.
@@ -34,6 +36,9 @@ pub mod exit_code {
     /// A render exhausted the JS heap. The job was answered; the process
     /// exited so that it can be replaced with a fresh one (EX_TEMPFAIL).
     pub const HEAP_LIMIT: i32 = 75;
+    /// A request left the process's resident memory above its limit. The
+    /// request was answered; the process exited to be replaced.
+    pub const MEMORY_LIMIT: i32 = 76;
 }
 
 /// One line a worker writes on stdout.
@@ -207,15 +212,14 @@ impl EventSink {
         Self::default()
     }
 
-    /// Events as JSON lines on stdout, written by a dedicated thread.
-    pub fn stdout() -> Self {
+    /// Events as JSON lines to `out` (stdout, or the pipe the supervisor
+    /// handed over: `--events-fd`), written by a dedicated thread.
+    pub fn to(mut out: Box<dyn Write + Send>) -> Self {
         let (tx, rx) = sync_channel::<String>(4096);
         std::thread::Builder::new()
             .name("ssrd-events".into())
             .spawn(move || {
-                let stdout = std::io::stdout();
                 for line in rx {
-                    let mut out = stdout.lock();
                     if out
                         .write_all(line.as_bytes())
                         .and_then(|()| out.flush())

@@ -26,6 +26,8 @@ pub enum Failure {
     RenderTimeout,
     /// The job exhausted the isolate's JS heap; the worker retires.
     HeapLimitExceeded,
+    /// The answer (HTML and meta) is over the per-job size limit.
+    AnswerTooLarge,
     /// The host glue misbehaved, or something believed impossible happened.
     InternalError,
 }
@@ -37,6 +39,7 @@ impl Failure {
             Failure::BadRequest => "BadRequest",
             Failure::RenderTimeout => "RenderTimeout",
             Failure::HeapLimitExceeded => "HeapLimitExceeded",
+            Failure::AnswerTooLarge => "AnswerTooLarge",
             Failure::InternalError => "InternalError",
         }
     }
@@ -45,7 +48,10 @@ impl Failure {
     pub fn status(self) -> u16 {
         match self {
             Failure::BadRequest => 400,
-            Failure::RenderTimeout | Failure::HeapLimitExceeded | Failure::InternalError => 500,
+            Failure::RenderTimeout
+            | Failure::HeapLimitExceeded
+            | Failure::AnswerTooLarge
+            | Failure::InternalError => 500,
         }
     }
 

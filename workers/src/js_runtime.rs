@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deno_core::v8;
@@ -19,7 +20,11 @@ use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::{Failure, JobError, Rendered};
 use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
-use crate::web_apis;
+use crate::{memory, sandbox, web_apis};
+
+/// How long cleaning up after a job (cancelling its timers, closing its
+/// message ports) may take.
+const CLEAN_UP_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Sets V8 flags for this process (e.g. `--max-semi-space-size=32`). Must
 /// run before the first isolate is created; unknown flags are an error.
@@ -76,6 +81,8 @@ pub struct EngineOptions {
     /// A startup snapshot that already holds the evaluated bundle; `None`
     /// evaluates the bundle from source.
     pub snapshot: Option<&'static [u8]>,
+    /// The largest answer (HTML plus meta) one job may return, in bytes.
+    pub max_answer_bytes: usize,
 }
 
 /// V8 heap figures, read after each request.
@@ -89,6 +96,8 @@ pub struct HeapStats {
     pub limit: usize,
     /// Bytes held outside the heap by JS objects (ArrayBuffers, strings).
     pub external: usize,
+    /// ArrayBuffer memory counted against its budget (the heap limit).
+    pub buffers: usize,
 }
 
 /// The render glue's answer to one call, before any promise is awaited.
@@ -119,6 +128,10 @@ pub struct Engine {
     heap_exhausted: Rc<Cell<bool>>,
     /// The configured heap limit, for stats.
     heap_limit: usize,
+    /// ArrayBuffer memory in use, against its budget.
+    buffers: Arc<memory::BufferBudget>,
+    /// The largest answer one job may return.
+    max_answer_bytes: usize,
     /// Drives V8's delayed tasks, timers and async renders on this thread.
     tokio: tokio::runtime::Runtime,
 }
@@ -136,9 +149,12 @@ impl Engine {
         let _enter = tokio.enter();
         // The young generation is three semi-spaces' worth (two semi-spaces
         // plus the new large-object space).
+        // ArrayBuffer memory counts against a budget as large as the heap.
+        let (allocator, buffers) = memory::buffer_allocator(options.heap_limit_bytes);
         let create_params = v8::CreateParams::default()
             .heap_limits(0, options.heap_limit_bytes)
-            .set_max_young_generation_size_in_bytes(3 * options.semi_space_bytes);
+            .set_max_young_generation_size_in_bytes(3 * options.semi_space_bytes)
+            .array_buffer_allocator(allocator);
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
             extensions: web_apis::extensions(),
             startup_snapshot: options.snapshot,
@@ -148,24 +164,42 @@ impl Engine {
         .map_err(|e| Error::bundle(format!("starting V8: {e}")))?;
 
         let heap_exhausted = Rc::new(Cell::new(false));
-        install_heap_guard(&mut runtime, Rc::clone(&heap_exhausted));
+        memory::install_heap_guard(
+            &mut runtime,
+            Rc::clone(&heap_exhausted),
+            Arc::clone(&buffers),
+        );
         let (fired_tx, fired) = tokio::sync::watch::channel(0);
         let watchdog = Watchdog::new(Stopper {
             isolate: runtime.v8_isolate().thread_safe_handle(),
             fired: fired_tx,
         });
 
+        // The host's internals leave the bundle's reach before it runs (and
+        // again after a snapshot start, which needed them for a moment).
+        sandbox::seal(&mut runtime)?;
         if options.snapshot.is_none() {
             evaluate_bundle(&mut runtime, bundle)?;
         }
-        let host = runtime
-            .execute_script("ssrd:host", "globalThis.__ssrdHost")
-            .map_err(|e| Error::bundle(format!("the host script did not load: {e}")))?;
+        // The language's own objects are frozen once the bundle is in (not
+        // in the snapshot: V8 adds properties to some of them while it
+        // starts a context from one).
+        {
+            deno_core::scope!(scope, &mut runtime);
+            sandbox::call_host(scope, "lockdown").map_err(|e| {
+                Error::bundle(format!(
+                    "{}: freezing the built-in objects: {e}",
+                    bundle.name
+                ))
+            })?;
+        }
         let (host, render_job) = {
             deno_core::scope!(scope, &mut runtime);
-            let host = v8::Local::new(scope, host);
-            let host: v8::Local<v8::Object> = host.try_into().map_err(|_| {
-                Error::bundle("globalThis.__ssrdHost is gone: did the bundle delete it?")
+            let host = sandbox::host(scope).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Internal,
+                    "the render glue is missing from the isolate",
+                )
             })?;
             let render_job = get_function(scope, host, "renderJob")
                 .ok_or_else(|| Error::bundle("host glue has no renderJob"))?;
@@ -180,6 +214,8 @@ impl Engine {
             tag: 0,
             heap_exhausted,
             heap_limit: options.heap_limit_bytes,
+            buffers,
+            max_answer_bytes: options.max_answer_bytes,
             tokio,
         };
         let problem = engine.call_host_string("checkContract")?;
@@ -205,27 +241,57 @@ impl Engine {
         }
         let _enter = self.tokio.enter();
         let started = Instant::now();
+        // A refusal left over from an earlier job must not hide a real
+        // heap exhaustion in this one.
+        self.buffers.take_refused();
         let armed = self.watchdog.arm(timeout, self.tag);
         let mut step = self.call_glue(name, props, metadata);
         if let Step::Pending(promise) = step {
             let remaining = timeout.saturating_sub(started.elapsed());
             step = self.await_promise(promise, remaining, &armed);
         }
-        let fired = self.watchdog.disarm(armed);
-        if fired || matches!(step, Step::Terminated) {
+        // Microtasks the job queued run now, within its deadline (or are
+        // dropped when the watchdog ends them): never in a later job.
+        if !self.runtime.v8_isolate().is_execution_terminating() {
+            self.runtime.v8_isolate().perform_microtask_checkpoint();
+        }
+        let mut fired = self.watchdog.disarm(armed);
+        if fired || self.runtime.v8_isolate().is_execution_terminating() {
             self.runtime.v8_isolate().cancel_terminate_execution();
         }
+        // Timers and channels the job created are cancelled, under a short
+        // deadline of their own (closing a port can run the bundle's
+        // handlers); overrunning it is the job's doing too.
+        fired |= self.clean_up_after_job();
         if self.heap_exhausted.get() {
             return Err(heap_error());
         }
         match step {
+            _ if fired => Err(timeout_error(timeout)),
             Step::Done(result) => result,
             Step::TimedOut => Err(timeout_error(timeout)),
-            Step::Terminated | Step::Pending(_) if fired => Err(timeout_error(timeout)),
             Step::Terminated | Step::Pending(_) => {
                 Err(Failure::InternalError.error("the render was terminated for no known reason"))
             }
         }
+    }
+
+    /// Runs the glue's `afterJob` and the microtasks it leaves; true if the
+    /// watchdog had to end them.
+    fn clean_up_after_job(&mut self) -> bool {
+        let armed = self.watchdog.arm(CLEAN_UP_TIMEOUT, self.tag);
+        {
+            deno_core::scope!(scope, &mut self.runtime);
+            let _ = sandbox::call_host(scope, "afterJob");
+        }
+        if !self.runtime.v8_isolate().is_execution_terminating() {
+            self.runtime.v8_isolate().perform_microtask_checkpoint();
+        }
+        let fired = self.watchdog.disarm(armed);
+        if fired || self.runtime.v8_isolate().is_execution_terminating() {
+            self.runtime.v8_isolate().cancel_terminate_execution();
+        }
+        fired
     }
 
     /// Tags the renders that follow as being for request `tag`, so a
@@ -267,7 +333,19 @@ impl Engine {
             total: s.total_heap_size(),
             limit: self.heap_limit,
             external: s.external_memory(),
+            buffers: self.buffers.used(),
         }
+    }
+
+    /// True once the JS heap holds more than its limit (a huge string can
+    /// land there without tripping V8's near-limit hook): the worker must
+    /// retire before it serves anyone else.
+    pub fn heap_over_limit(&mut self) -> bool {
+        self.runtime
+            .v8_isolate()
+            .get_heap_statistics()
+            .used_heap_size()
+            > self.heap_limit
     }
 
     fn call_glue(&mut self, name: &str, props: &str, metadata: Option<&str>) -> Step {
@@ -287,7 +365,7 @@ impl Engine {
         let recv = v8::undefined(tc).into();
         match f.call(tc, recv, &[name_v.into(), props_v.into(), meta_v]) {
             Some(v) if v.is_promise() => Step::Pending(v8::Global::new(tc, v)),
-            Some(v) => Step::Done(read_answer(tc, v)),
+            Some(v) => Step::Done(read_answer(tc, v, self.max_answer_bytes)),
             None if tc.has_terminated() || tc.is_execution_terminating() => Step::Terminated,
             None => {
                 let msg = tc
@@ -307,6 +385,7 @@ impl Engine {
         remaining: Duration,
         armed: &Armed,
     ) -> Step {
+        let max_answer_bytes = self.max_answer_bytes;
         let runtime = &mut self.runtime;
         let resolve = runtime.resolve(promise);
         let mut fired = self.fired.clone();
@@ -334,7 +413,7 @@ impl Engine {
             Ok(Ok(value)) => {
                 deno_core::scope!(scope, &mut self.runtime);
                 let value = v8::Local::new(scope, value);
-                Step::Done(read_answer(scope, value))
+                Step::Done(read_answer(scope, value, max_answer_bytes))
             }
             Ok(Err(_)) if self.runtime.v8_isolate().is_execution_terminating() => Step::Terminated,
             Ok(Err(e)) => {
@@ -388,11 +467,8 @@ impl Engine {
     }
 }
 
-/// Evaluates the bundle with the host's internals hidden from it.
+/// Evaluates the bundle (the isolate must be sealed first).
 pub(crate) fn evaluate_bundle(runtime: &mut JsRuntime, bundle: &Bundle) -> Result<()> {
-    runtime
-        .execute_script("ssrd:hide", "globalThis.__ssrdHost.hideInternals()")
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("hiding host internals: {e}")))?;
     runtime
         .execute_script(bundle.name.clone(), bundle.code.clone())
         .map(|_| ())
@@ -423,10 +499,11 @@ fn get_prop<'s>(
 fn read_answer<'s>(
     scope: &v8::PinScope<'s, '_>,
     value: v8::Local<'s, v8::Value>,
+    max_bytes: usize,
 ) -> std::result::Result<Rendered, JobError> {
     if value.is_string() {
         return Ok(Rendered {
-            html: value.to_rust_string_lossy(scope),
+            html: capped_string(scope, value, max_bytes)?,
             meta: None,
         });
     }
@@ -434,13 +511,12 @@ fn read_answer<'s>(
         return Err(Failure::InternalError.error("render glue returned a non-object"));
     };
     if let Some(html) = get_prop(scope, obj, "html").filter(|v| v.is_string()) {
-        let meta = get_prop(scope, obj, "meta")
-            .filter(|v| v.is_string())
-            .map(|v| v.to_rust_string_lossy(scope));
-        return Ok(Rendered {
-            html: html.to_rust_string_lossy(scope),
-            meta,
-        });
+        let html = capped_string(scope, html, max_bytes)?;
+        let meta = match get_prop(scope, obj, "meta").filter(|v| v.is_string()) {
+            Some(meta) => Some(capped_string(scope, meta, max_bytes - html.len())?),
+            None => None,
+        };
+        return Ok(Rendered { html, meta });
     }
     let status = get_prop(scope, obj, "statusCode")
         .and_then(|v| v.integer_value(scope))
@@ -459,6 +535,30 @@ fn read_answer<'s>(
     });
     error.status = status;
     Err(error)
+}
+
+/// A JS string as Rust text, unless its UTF-8 form is over `max_bytes`: the
+/// answer of one job is capped, so a render cannot make the worker copy
+/// hundreds of megabytes into a response.
+fn capped_string(
+    scope: &v8::PinScope<'_, '_>,
+    value: v8::Local<'_, v8::Value>,
+    max_bytes: usize,
+) -> std::result::Result<String, JobError> {
+    let Ok(s) = v8::Local::<v8::String>::try_from(value) else {
+        return Err(Failure::InternalError.error("render glue returned a non-string"));
+    };
+    // Each UTF-16 unit is 1 to 3 UTF-8 bytes: count exactly only when the
+    // quick bounds cannot decide.
+    let units = s.length();
+    let too_big = units > max_bytes
+        || (units.saturating_mul(3) > max_bytes && s.utf8_length(scope) > max_bytes);
+    if too_big {
+        return Err(Failure::AnswerTooLarge.error(format!(
+            "the render returned more than the {max_bytes}-byte limit of one job's answer (--max-html-mb)"
+        )));
+    }
+    Ok(s.to_rust_string_lossy(scope))
 }
 
 fn timeout_error(timeout: Duration) -> JobError {
@@ -487,17 +587,4 @@ impl Terminate for Stopper {
         self.isolate.terminate_execution();
         let _ = self.fired.send(generation);
     }
-}
-
-/// When V8 nears the heap limit it would abort the whole process. Instead:
-/// flag the isolate as exhausted, terminate the running JS, and grant some
-/// headroom so the termination can unwind. The job is answered as failed and
-/// the worker exits afterwards (see `exit_code::HEAP_LIMIT`).
-fn install_heap_guard(runtime: &mut JsRuntime, exhausted: Rc<Cell<bool>>) {
-    let handle = runtime.v8_isolate().thread_safe_handle();
-    runtime.add_near_heap_limit_callback(move |current, _initial| {
-        exhausted.set(true);
-        handle.terminate_execution();
-        current + (current / 2).max(64 << 20)
-    });
 }

@@ -12,9 +12,11 @@
 //!
 //! - [`config`]: what a worker runs with; [`defaults`]: the defaults;
 //! - [`boot`]: bundle or snapshot → engine → warm-up (also `ssrd render`);
-//! - [`js_runtime`]: the isolate, the bundle, the render call, heap guard;
+//! - [`js_runtime`]: the isolate, the bundle, the render call;
+//!   [`memory`]: heap guard, ArrayBuffer budget, WebAssembly cap;
 //! - [`job`]: a job's result or failure, as the engine produces them;
 //! - [`web_apis`]: the web APIs bundles get (from deno_web) and nothing more;
+//!   [`sandbox`]: the host's internals kept out of the bundle's reach;
 //! - [`watchdog`]: ends renders that run past their deadline;
 //! - [`snapshot`]: V8 startup snapshots of the evaluated bundle;
 //! - [`renderer`]: the render thread and its queue (mutual exclusion);
@@ -39,10 +41,12 @@ pub mod job;
 pub mod js_runtime;
 pub mod log;
 pub mod markup;
+pub mod memory;
 pub mod procfs;
 pub mod protocol;
 pub mod quarantine;
 pub mod renderer;
+pub mod sandbox;
 pub mod slate;
 pub mod snapshot;
 pub mod watchdog;
@@ -62,7 +66,12 @@ pub use js_runtime::{Bundle, Engine, EngineOptions};
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
 /// Prints one JSON line to stdout when ready. Returns the exit code.
 pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
-    if let Err(e) = js_runtime::set_v8_flags(&config.v8_flags) {
+    let flags = format!(
+        "{} {}",
+        memory::v8_flags(config.boot.heap_limit_bytes),
+        config.v8_flags
+    );
+    if let Err(e) = js_runtime::set_v8_flags(&flags) {
         log::error("bad --v8-flags", json!({"error": e.to_string()}));
         return exit_code::FAILURE;
     }
@@ -74,10 +83,14 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
             return exit_code::FAILURE;
         }
     };
-    let events = if config.events {
-        events::EventSink::stdout()
-    } else {
-        events::EventSink::disabled()
+    let events = match (config.events_fd, config.events) {
+        // SAFETY: the supervisor hands the descriptor over for this process
+        // to own.
+        (Some(fd), _) => events::EventSink::to(Box::new(unsafe {
+            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        })),
+        (None, true) => events::EventSink::to(Box::new(std::io::stdout())),
+        (None, false) => events::EventSink::disabled(),
     };
     let mut http_config = config.http.clone();
     http_config.settings = config.settings();
@@ -90,12 +103,11 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     if config.control {
         quarantine.follow_stdin();
     }
-    let started = renderer::start(
-        config.boot.clone(),
-        config.request_budget,
-        slate,
-        events.clone(),
-    );
+    let limits = renderer::RequestLimits {
+        budget: config.request_budget,
+        rss_limit: config.rss_limit_bytes,
+    };
+    let started = renderer::start(config.boot.clone(), limits, slate, events.clone());
     let (queue, boot, retire) = match started {
         Ok(ok) => ok,
         Err(e) => {
@@ -158,17 +170,16 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
                 _ = shutdown => {}
                 reason = retire => {
                     if let Ok(reason) = reason {
-                        log::warn("retiring: the JS heap is exhausted", json!({"reason": format!("{reason:?}")}));
-                        let _ = retire_tx.send(());
+                        log::warn("retiring: over a memory limit", json!({"reason": format!("{reason:?}")}));
+                        let _ = retire_tx.send(reason);
                     }
                 }
             }
         };
         http::serve(listener, queue, quarantine, events, http_config, stop).await;
-        if retire_rx.await.is_ok() {
-            exit_code::HEAP_LIMIT
-        } else {
-            exit_code::OK
+        match retire_rx.await {
+            Ok(reason) => reason.exit_code(),
+            Err(_) => exit_code::OK,
         }
     })
 }

@@ -26,8 +26,21 @@ use crate::watchdog::Canceller;
 /// Why the render thread stopped taking work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retire {
-    /// The isolate came near its heap limit: the process must be replaced.
+    /// The isolate came near (or past) its heap limit: the process must be
+    /// replaced.
     HeapLimit,
+    /// The process's resident memory passed its limit.
+    Rss,
+}
+
+impl Retire {
+    /// The exit code the process ends with.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Retire::HeapLimit => crate::events::exit_code::HEAP_LIMIT,
+            Retire::Rss => crate::events::exit_code::MEMORY_LIMIT,
+        }
+    }
 }
 
 /// Counters and gauges the HTTP side reports at `/stats`.
@@ -205,12 +218,22 @@ impl RenderQueue {
 /// Starts the render thread and waits until the bundle is loaded and warm.
 /// Returns the queue, how boot went, and a receiver that fires if the thread
 /// retires the isolate (the process should then exit and be replaced).
+/// Limits the render loop applies to each request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// The most one request may render for, all its jobs together.
+    pub budget: Duration,
+    /// Retire after a request that left RSS above this; 0 = never.
+    pub rss_limit: u64,
+}
+
 pub fn start(
     config: BootConfig,
-    budget: Duration,
+    limits: RequestLimits,
     slate: Slate,
     events: EventSink,
 ) -> Result<(RenderQueue, Boot, oneshot::Receiver<Retire>)> {
+    let budget = limits.budget;
     let (tx, rx) = mpsc::channel::<Request>(64);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(Boot, Canceller)>>();
     let (retire_tx, retire_rx) = oneshot::channel();
@@ -240,6 +263,7 @@ pub fn start(
                 render_timeout,
                 budget,
                 slate,
+                rss_limit: limits.rss_limit,
                 last_heartbeat: Instant::now(),
                 retiring: &thread_retiring,
                 retire: Some(retire_tx),
@@ -279,6 +303,8 @@ struct RenderLoop<'a> {
     budget: Duration,
     /// Names the request in flight, for the supervisor if this process dies.
     slate: Slate,
+    /// Retire after a request that left RSS above this; 0 = never.
+    rss_limit: u64,
     /// When the last heartbeat went out.
     last_heartbeat: Instant,
     /// Shared with the HTTP side (`RenderQueue::retiring`).
@@ -380,10 +406,17 @@ impl RenderLoop<'_> {
         // has stopped accepting and closes this connection, so that request
         // waits in the listen backlog for the replacement process instead of
         // reaching this one and being answered 503.
-        if self.engine.heap_exhausted() {
+        let retire = if self.engine.heap_exhausted() || self.engine.heap_over_limit() {
+            Some(Retire::HeapLimit)
+        } else if self.rss_limit > 0 && procfs::rss_bytes() > self.rss_limit {
+            Some(Retire::Rss)
+        } else {
+            None
+        };
+        if let Some(why) = retire {
             self.retiring.store(true, Ordering::SeqCst);
             if let Some(tx) = self.retire.take() {
-                let _ = tx.send(Retire::HeapLimit);
+                let _ = tx.send(why);
             }
         }
         if !abandoned {

@@ -17,7 +17,7 @@ use deno_core::RuntimeOptions;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::js_runtime::{evaluate_bundle, Bundle};
-use crate::web_apis;
+use crate::{sandbox, web_apis};
 
 const MAGIC: &[u8; 8] = b"SSRDSNP1";
 const HEADER_LEN: usize = 16;
@@ -43,22 +43,20 @@ pub fn create(bundle: &Bundle) -> Result<Vec<u8>> {
         ..Default::default()
     })
     .map_err(|e| Error::new(ErrorKind::Snapshot, format!("starting V8: {e}")))?;
+    sandbox::seal(&mut runtime)?;
     evaluate_bundle(&mut runtime, bundle)?;
-    let problem = runtime
-        .execute_script("ssrd:check", "globalThis.__ssrdHost.checkContract()")
-        .map_err(|e| Error::bundle(format!("{}: {e}", bundle.name)))?;
     let problem = {
         deno_core::scope!(scope, &mut runtime);
-        let v = deno_core::v8::Local::new(scope, problem);
-        v.to_rust_string_lossy(scope)
+        match sandbox::call_host(scope, "checkContract") {
+            Ok(v) => v.to_rust_string_lossy(scope),
+            Err(e) => e,
+        }
     };
     if !problem.is_empty() {
         return Err(Error::bundle(format!("{}: {problem}", bundle.name)));
     }
-    // deno_core needs `Deno.core` back when it starts from the snapshot.
-    runtime
-        .execute_script("ssrd:restore", "globalThis.__ssrdHost.restoreInternals()")
-        .map_err(|e| Error::bundle(format!("{}: the bundle broke the host: {e}", bundle.name)))?;
+    // The sealed internals stay in their private slots in the snapshot;
+    // sandbox::restore_for_startup hands deno_core `Deno.core` at start.
     Ok(runtime.snapshot().into_vec())
 }
 

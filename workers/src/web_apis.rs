@@ -5,8 +5,8 @@
 //! They come from Deno's published `deno_web` extension, version-matched to
 //! the pinned deno_core, and are installed on `globalThis` by `js/host.js`,
 //! which also defines the render glue. No extension with file, network or
-//! process access is included, and `Deno` is removed from the global scope
-//! before any bundle code runs.
+//! process access is included, and sandbox.rs takes `Deno` and the glue out
+//! of the global scope before any bundle code runs.
 
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ deno_core::extension!(
     deps = [deno_webidl, deno_web],
     esm_entry_point = "ext:ssrd_host/host.js",
     esm = [dir "js", "host.js"],
+    middleware = crate::sandbox::filter_op,
+    global_object_middleware = crate::sandbox::restore_for_startup,
 );
 
 /// The extensions every isolate is created with, in dependency order. The

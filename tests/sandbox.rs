@@ -1,0 +1,262 @@
+//! Bundle code stays in its box: it reaches no op or host object, cannot
+//! write the supervisor's events, leaves nothing for the next request to
+//! run, and cannot grow the worker's memory without bound. Driven with the
+//! hostile bundle in tests/fixtures/hostile.js on real workers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fixture, Worker};
+use serde_json::{json, Value};
+
+fn render(w: &Worker, name: &str, props: Value) -> Value {
+    let v = w.batch(&json!({"0": {"name": name, "data": props}}));
+    v["results"]["0"].clone()
+}
+
+fn html(w: &Worker, name: &str, props: Value) -> String {
+    let r = render(w, name, props);
+    assert_eq!(r["statusCode"], 200, "{name}: {r}");
+    r["html"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn no_path_leads_from_bundle_code_to_an_op_or_the_host() {
+    let dir = common::tempdir("sandbox-escape");
+    let snap = dir.join("hostile.snap");
+    for extra in [vec![], vec!["--snapshot", snap.to_str().unwrap()]] {
+        let w = Worker::start(&fixture("hostile.js"), &extra);
+        let report: Value = serde_json::from_str(&html(&w, "Escape", json!({}))).unwrap();
+        assert_eq!(report["found"], json!([]), "{report}");
+        assert!(
+            report["objects"].as_u64().unwrap() > 500,
+            "the walk saw the globals: {report}"
+        );
+        assert_eq!(report["typeofDeno"], "undefined");
+        assert_eq!(report["bootstrap"], "undefined");
+        assert_eq!(report["host"], "undefined");
+        assert_eq!(report["indirectDeno"], "undefined");
+        assert_eq!(report["globalKeys"], json!([]), "{report}");
+        assert_ne!(
+            report["prepareStackTrace"], "set",
+            "Error is frozen: {report}"
+        );
+        let imported = html(&w, "Import", json!({}));
+        assert!(
+            imported.starts_with("refused: import(\"ext:core/ops\") is not available"),
+            "{imported}"
+        );
+    }
+}
+
+#[test]
+fn console_output_cannot_forge_events_or_log_lines_and_is_capped() {
+    let w = Worker::start(&fixture("hostile.js"), &["--events"]);
+    assert_eq!(html(&w, "Forge", json!({})), "printed");
+    assert_eq!(html(&w, "Console", json!({})), "spammed");
+    // Events (stdout here; a pipe of its own under the supervisor) hold
+    // only the worker's own lines.
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut events = Vec::new();
+    while let Some(e) = w.next_event(Duration::from_millis(100)) {
+        events.push(e);
+    }
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| e["requests"] != 999),
+        "a forged heartbeat got through: {events:?}"
+    );
+    let stderr = w.stderr_lines();
+    let console: Vec<Value> = stderr
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "bundle console")
+        .collect();
+    // The forged lines are there, as text inside the worker's own lines.
+    assert!(console
+        .iter()
+        .any(|v| v["text"].as_str().unwrap().contains("\"requests\":999")));
+    assert!(
+        !stderr.iter().any(|l| l.starts_with("{\"ts\":1,")),
+        "forged log line"
+    );
+    // 1000 console.log calls: 200 lines, then one note.
+    let spam = console
+        .iter()
+        .filter(|v| v["text"].as_str().unwrap().starts_with("line "))
+        .count();
+    assert_eq!(spam, 200, "each job may write 200 lines: {spam}");
+    assert!(console
+        .iter()
+        .any(|v| v["text"].as_str().unwrap().contains("passed 200 lines")));
+}
+
+#[test]
+fn timers_and_microtasks_never_run_during_another_request() {
+    let w = Worker::start(&fixture("hostile.js"), &["--render-timeout-ms", "500"]);
+    // An interval doing 50 ms of work per tick, left by one request.
+    assert_eq!(html(&w, "Interval", json!({"busyMs": 50})), "armed");
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(html(&w, "Async", json!({})), "<p>async</p>");
+        assert!(
+            started.elapsed() < Duration::from_millis(45),
+            "the leftover interval ran in a later request: {:?}",
+            started.elapsed()
+        );
+    }
+    // An interval that never returns.
+    assert_eq!(html(&w, "IntervalLoop", json!({})), "armed");
+    assert_eq!(html(&w, "Async", json!({})), "<p>async</p>");
+    // A microtask loop queued by a synchronous render fails that render,
+    // as RenderTimeout, and nothing after it.
+    let looped = render(&w, "MicrotaskLoop", json!({}));
+    assert_eq!(looped["error"]["name"], "RenderTimeout", "{looped}");
+    for _ in 0..3 {
+        assert_eq!(html(&w, "Async", json!({})), "<p>async</p>");
+    }
+    // A rejection nobody handled is logged, and fails no later request.
+    assert_eq!(html(&w, "Unhandled", json!({})), "rejected");
+    assert_eq!(html(&w, "Async", json!({})), "<p>async</p>");
+    assert!(w
+        .stderr_lines()
+        .iter()
+        .any(|l| l.contains("unhandled promise rejection in the bundle")));
+}
+
+#[test]
+fn intrinsics_are_frozen_but_instances_may_override() {
+    let w = Worker::start(&fixture("hostile.js"), &[]);
+    let attempts = html(&w, "Pollute", json!({"secret": "caller A"}));
+    eprintln!("pollution attempts: {attempts}");
+    let check: Value = serde_json::from_str(&html(&w, "Check", json!({}))).unwrap();
+    assert_eq!(check["polluted"], Value::Null, "{check}");
+    assert_eq!(check["sneaky"], Value::Null, "{check}");
+    assert_eq!(check["join"], "1-2");
+    assert_eq!(check["stringify"], "{\"a\":1}");
+    assert_eq!(check["arrayIsNative"], "Array");
+    assert_eq!(check["errorName"], "Custom");
+    assert_eq!(check["toStringOverride"], "mine");
+    // In shared isolation, what a bundle puts on globalThis persists.
+    assert_eq!(check["secret"], "caller A");
+}
+
+fn rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+#[test]
+fn memory_is_bounded_whatever_js_allocates() {
+    let mut w = Worker::start(
+        &fixture("hostile.js"),
+        &[
+            "--heap-limit-mb",
+            "128",
+            "--max-html-mb",
+            "8",
+            "--render-timeout-ms",
+            "2000",
+        ],
+    );
+    // ArrayBuffers count against a budget as large as the heap.
+    let huge = render(&w, "BigBuffer", json!({"mb": 4000}));
+    assert_eq!(huge["error"]["name"], "RangeError", "{huge}");
+    assert_eq!(
+        html(&w, "BigBuffer", json!({"mb": 64})),
+        (64u64 << 20).to_string()
+    );
+    // Resizable buffers and WebAssembly memories are capped too.
+    let resized = render(&w, "Resizable", json!({"mb": 1000}));
+    assert_eq!(resized["error"]["name"], "RangeError", "{resized}");
+    let wasm = render(&w, "Wasm", json!({"pages": 60000}));
+    assert_eq!(wasm["error"]["name"], "RangeError", "{wasm}");
+    assert!(rss_mb(w.pid()) < 200, "RSS {} MB", rss_mb(w.pid()));
+    // An answer over the per-job limit fails that job.
+    let big = render(&w, "BigString", json!({"mb": 20}));
+    assert_eq!(big["error"]["name"], "AnswerTooLarge", "{big}");
+    assert!(w.alive());
+    let gone = render(&w, "BigString", json!({"mb": 200}));
+    assert_eq!(gone["error"]["name"], "AnswerTooLarge", "{gone}");
+    assert!(
+        w.alive(),
+        "a string that is garbage once answered costs nothing"
+    );
+    // A string kept past the heap limit: answered, then the worker retires
+    // before serving anyone else.
+    let over = render(
+        &w,
+        "BigString",
+        json!({"mb": 200, "keep": true, "flat": true}),
+    );
+    assert_eq!(over["statusCode"], 500, "{over}");
+    assert_eq!(w.wait_exit(), Some(75), "retired on its heap");
+}
+
+#[test]
+fn a_worker_over_its_rss_limit_retires_after_the_request_that_crossed_it() {
+    let mut w = Worker::start(
+        &fixture("hostile.js"),
+        &["--heap-limit-mb", "256", "--rss-limit-mb", "150"],
+    );
+    assert_eq!(
+        html(&w, "BigBuffer", json!({"mb": 40, "keep": true})),
+        (40u64 << 20).to_string()
+    );
+    assert!(w.alive(), "still under the limit");
+    let r = w.post(
+        "/batch",
+        json!({"0": {"name": "BigBuffer", "data": {"mb": 150, "keep": true}}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "the request that crossed it is answered");
+    assert_eq!(w.wait_exit(), Some(76));
+}
+
+#[test]
+fn a_non_interruptible_builtin_overshoots_its_deadline_by_a_bounded_time() {
+    let w = Worker::start(&fixture("hostile.js"), &["--render-timeout-ms", "20"]);
+    let mut overshoots = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = render(&w, "Fill", json!({"mb": 200}));
+        let took = started.elapsed();
+        let name = r["error"]["name"].clone();
+        if name == "RenderTimeout" {
+            overshoots.push(took.as_millis());
+        }
+        assert!(took < Duration::from_secs(2), "{took:?}: {r}");
+    }
+    eprintln!("200 MB Uint8Array.fill under a 20 ms deadline, answered after (ms): {overshoots:?}");
+    assert_eq!(html(&w, "Hello", json!({})), "<p>hello</p>");
+}
+
+#[test]
+fn under_the_supervisor_bundle_output_never_reaches_the_event_channel() {
+    let tier = common::Tier::start(1, &fixture("hostile.js"), &[]);
+    for _ in 0..3 {
+        let r = common::post(
+            tier.port,
+            "/batch",
+            json!({"0": {"name": "Forge"}}).to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    }
+    // Heartbeats from the worker itself come every second; the forged one
+    // said heap_used 1 and 999 requests.
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = tier.metrics();
+    assert!(
+        !m.contains("ssrd_worker_heap_bytes{worker=\"w1\"} 1\n"),
+        "{m}"
+    );
+    assert!(m.contains("ssrd_requests_total 3"), "{m}");
+}

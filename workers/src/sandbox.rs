@@ -1,0 +1,216 @@
+//! What bundle code can reach: the web APIs it is given, and nothing of the
+//! host.
+//!
+//! deno_core keeps its internals on the global object (`Deno.core` with
+//! every op, `__bootstrap` with the primordials), and the render glue lives
+//! there too (`__ssrdHost`). Before any bundle code runs, [`seal`] moves
+//! all three into V8 *private* properties of the global object: invisible
+//! to JS (no property walk, `Reflect.ownKeys` or proxy trick reaches a
+//! private symbol), kept in a startup snapshot, readable from Rust. The
+//! render glue captured what it needs in closures when it ran, so nothing
+//! in JS needs them again. deno_core itself reads `Deno.core` while it
+//! starts an isolate from a snapshot: [`restore_for_startup`] (a global
+//! object middleware) puts it back for exactly that moment, and [`seal`]
+//! takes it away again before anything else runs.
+//!
+//! Beyond that:
+//! - dynamic `import()` is refused outright ([`deny_import`]): a classic
+//!   script has nothing to import, and an `ext:` module would be a way in;
+//! - ops that do nothing a render needs and would give host effects or
+//!   state shared between isolates are disabled ([`filter_op`]), so even
+//!   code that got hold of `Deno.core` could not use them.
+
+use deno_core::v8;
+use deno_core::{JsRuntime, OpDecl};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Global properties moved out of JS's reach, and the private keys that
+/// keep them.
+const SEALED: [(&str, &str); 3] = [
+    ("Deno", "ssrd::Deno"),
+    ("__bootstrap", "ssrd::__bootstrap"),
+    ("__ssrdHost", "ssrd::host"),
+];
+
+/// Ops disabled in every isolate: process and host effects (`op_panic`
+/// aborts the process; `op_print`'s stdout half is the worker's own;
+/// imports, code evaluation outside the bundle, promise hooks), and
+/// deno_web state shared across isolates in one process (Web Locks,
+/// BroadcastChannel, blob URLs), none of which ssrd exposes.
+const DISABLED_OPS: &[&str] = &[
+    "op_panic",
+    "op_import_sync",
+    "op_import_sync_with_source",
+    "op_eval_context",
+    "op_compile_function",
+    "op_set_promise_hooks",
+    "op_lazy_load_esm",
+    "op_leak_tracing_enable",
+    "op_leak_tracing_submit",
+    "op_leak_tracing_get_all",
+    "op_leak_tracing_get",
+    "op_memory_usage",
+    "op_add_main_module_handler",
+    "op_set_wasm_streaming_callback",
+    "op_abort_wasm_streaming",
+    "op_wasm_streaming_feed",
+    "op_wasm_streaming_set_url",
+    "op_blob_create_object_url",
+    "op_blob_revoke_object_url",
+    "op_blob_from_object_url",
+    "op_lock_manager_request",
+    "op_lock_manager_release",
+    "op_lock_manager_query",
+    "op_lock_manager_abort",
+    "op_lock_manager_steal",
+    "op_lock_manager_new",
+    "op_lock_manager_drop",
+    "op_broadcast_subscribe",
+    "op_broadcast_unsubscribe",
+    "op_broadcast_send",
+    "op_broadcast_recv",
+];
+
+/// The op middleware of the host extension (applies to every op).
+pub fn filter_op(op: OpDecl) -> OpDecl {
+    if DISABLED_OPS.contains(&op.name) {
+        op.disable()
+    } else {
+        op
+    }
+}
+
+fn private_key<'s>(scope: &v8::PinScope<'s, '_>, name: &str) -> Option<v8::Local<'s, v8::Private>> {
+    let name = v8::String::new(scope, name)?;
+    Some(v8::Private::for_api(scope, Some(name)))
+}
+
+/// Moves `Deno`, `__bootstrap` and the render glue out of JS's reach, and
+/// refuses dynamic imports from now on. Call before any bundle code runs,
+/// and again right after an isolate starts from a snapshot.
+pub fn seal(runtime: &mut JsRuntime) -> Result<()> {
+    let sealed = {
+        deno_core::scope!(scope, runtime);
+        let global = scope.get_current_context().global(scope);
+        SEALED.iter().all(|(name, private)| {
+            let (Some(key), Some(pkey)) =
+                (v8::String::new(scope, name), private_key(scope, private))
+            else {
+                return false;
+            };
+            let Some(value) = global.get(scope, key.into()) else {
+                return false;
+            };
+            if !value.is_undefined() {
+                if global.set_private(scope, pkey, value) != Some(true) {
+                    return false;
+                }
+                if global.delete(scope, key.into()) != Some(true) {
+                    return false;
+                }
+            }
+            // Whatever was there is gone now, or never was.
+            global
+                .has_own_property(scope, key.into())
+                .is_some_and(|has| !has)
+        })
+    };
+    if !sealed {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "could not move the host's internals out of the bundle's reach",
+        ));
+    }
+    let isolate = runtime.v8_isolate();
+    isolate.set_host_import_module_dynamically_callback(deny_import);
+    isolate.set_host_import_module_with_phase_dynamically_callback(deny_import_with_phase);
+    Ok(())
+}
+
+/// The render glue (`renderJob`, `checkContract`, …), from its private slot.
+pub fn host<'s>(scope: &v8::PinScope<'s, '_>) -> Option<v8::Local<'s, v8::Object>> {
+    let global = scope.get_current_context().global(scope);
+    let key = private_key(scope, "ssrd::host")?;
+    global.get_private(scope, key)?.try_into().ok()
+}
+
+/// Global object middleware: while an isolate starts from a snapshot,
+/// deno_core reads `Deno.core`; give it back for that moment (`seal`
+/// removes it again).
+pub fn restore_for_startup<'s, 'i>(
+    scope: &mut v8::PinScope<'s, 'i>,
+    global: v8::Local<'s, v8::Object>,
+) {
+    let (Some(key), Some(pkey)) = (
+        v8::String::new(scope, "Deno"),
+        private_key(scope, "ssrd::Deno"),
+    ) else {
+        return;
+    };
+    if let Some(deno) = global
+        .get_private(scope, pkey)
+        .filter(|v| !v.is_undefined())
+    {
+        global.define_own_property(scope, key.into(), deno, v8::PropertyAttribute::DONT_ENUM);
+    }
+}
+
+fn rejected<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    specifier: v8::Local<'s, v8::String>,
+) -> Option<v8::Local<'s, v8::Promise>> {
+    let resolver = v8::PromiseResolver::new(scope)?;
+    let what = specifier.to_rust_string_lossy(scope);
+    let msg = v8::String::new(
+        scope,
+        &format!("import({what:?}) is not available in ssrd: a bundle is one script, with everything it needs inside"),
+    )?;
+    let error = v8::Exception::type_error(scope, msg);
+    resolver.reject(scope, error);
+    Some(resolver.get_promise(scope))
+}
+
+fn deny_import<'s, 'i>(
+    scope: &mut v8::PinScope<'s, 'i>,
+    _options: v8::Local<'s, v8::Data>,
+    _resource: v8::Local<'s, v8::Value>,
+    specifier: v8::Local<'s, v8::String>,
+    _attributes: v8::Local<'s, v8::FixedArray>,
+) -> Option<v8::Local<'s, v8::Promise>> {
+    rejected(scope, specifier)
+}
+
+fn deny_import_with_phase<'s, 'i>(
+    scope: &mut v8::PinScope<'s, 'i>,
+    _options: v8::Local<'s, v8::Data>,
+    _resource: v8::Local<'s, v8::Value>,
+    specifier: v8::Local<'s, v8::String>,
+    _phase: v8::ModuleImportPhase,
+    _attributes: v8::Local<'s, v8::FixedArray>,
+) -> Option<v8::Local<'s, v8::Promise>> {
+    rejected(scope, specifier)
+}
+
+/// Calls the render glue's `method` with no arguments; its result, or the
+/// exception's text.
+pub fn call_host<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    method: &str,
+) -> std::result::Result<v8::Local<'s, v8::Value>, String> {
+    let host = host(scope).ok_or("the render glue is missing from the isolate")?;
+    let key = v8::String::new(scope, method).ok_or("out of memory")?;
+    let f = host
+        .get(scope, key.into())
+        .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
+        .ok_or_else(|| format!("the render glue has no {method}"))?;
+    v8::tc_scope!(let tc, scope);
+    let recv = v8::undefined(tc).into();
+    match f.call(tc, recv, &[]) {
+        Some(v) => Ok(v),
+        None => Err(tc
+            .exception()
+            .map(|e| e.to_rust_string_lossy(tc))
+            .unwrap_or_else(|| format!("{method} was terminated"))),
+    }
+}
