@@ -45,9 +45,11 @@ def log(msg):
 # ---------------------------------------------------------------- ports ----
 
 def free_block(n):
-    """A block of n consecutive free loopback ports."""
+    """A block of n consecutive free loopback ports, below Linux's ephemeral
+    range (32768-60999), where ab's own outgoing connections cannot take one
+    before the tier binds it."""
     for _ in range(200):
-        base = random.randint(20000, 50000)
+        base = random.randint(20000, 32700 - n)
         socks = []
         try:
             for i in range(n):
@@ -316,6 +318,39 @@ def component_ceiling(repeat):
             stats = json.loads(p.stderr.strip().splitlines()[-1])
             rows.append({"component": name, "renders_per_s": stats["renders_per_s"],
                          "mean_ms": stats["mean_ms"], "html_bytes": stats["output_bytes"]})
+    return rows
+
+
+# ----------------------------------------------------------- isolation -----
+
+def isolation_runs(workers, quick):
+    """`shared` vs `request` isolation: in-isolate renders/s (ssrd render
+    --repeat, a fresh isolate per iteration for `request`) and end-to-end
+    req/s (ab -c 13 against a tier in each mode), for both batches."""
+    rows = []
+    for mode in ("shared", "request"):
+        for fixture, file in FIXTURE_FILES.items():
+            if mode == "shared":
+                repeat = {"small": 2000, "large": 150}[fixture]
+            else:
+                repeat = {"small": 200, "large": 50}[fixture]
+            cmd = [str(SSRD), "render", "--batch", str(FIXTURES / file), "--bundle", str(SERVER_BUNDLE),
+                   "--repeat", str(repeat), "--isolation", mode]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            stats = json.loads(p.stderr.strip().splitlines()[-1])
+            rows.append({"mode": mode, "fixture": fixture, "per_isolate_rps": stats["renders_per_s"],
+                         "mean_ms": stats["mean_ms"]})
+        with Tier(workers, extra=["--isolation", mode]) as tier:
+            for fixture, file in FIXTURE_FILES.items():
+                n = {"small": 2000, "large": 300}[fixture] if quick else {"small": 5000, "large": 1000}[fixture]
+                ab(tier.url(), FIXTURES / file, 4, 50, 120)
+                r = ab(tier.url(), FIXTURES / file, 13, n, timeout=600)
+                row = next(x for x in rows if x["mode"] == mode and x["fixture"] == fixture)
+                row.update(e2e_rps=r.get("rps"), e2e_p50=r.get("p50"), e2e_p99=r.get("p99"),
+                           e2e_failed=r.get("failed"))
+        log(f"isolation {mode}: " + ", ".join(
+            f"{x['fixture']} {x['per_isolate_rps']:.1f}/s in-isolate, {x.get('e2e_rps') or 0:.1f} req/s"
+            for x in rows if x["mode"] == mode))
     return rows
 
 
@@ -905,6 +940,27 @@ def write_report(name, args, data):
     for r in comps:
         out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
     out.append("")
+    iso = data.get("isolation") or []
+    if iso:
+        out.append("## Isolation: `shared` vs `request`")
+        out.append("")
+        out.append("In-isolate renders/s (`ssrd render --repeat`; under `request` a fresh isolate is started "
+                   "from the snapshot before every iteration, as a worker does after every request) and "
+                   "end-to-end throughput of a tier in each mode (ab -c 13).")
+        out.append("")
+        out.append("| batch | mode | in-isolate (batches/s) | mean ms | tier req/s | p50 ms | p99 ms | failed |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in sorted(iso, key=lambda x: (x["fixture"], x["mode"] != "shared")):
+            out.append(f"| {r['fixture']} | {r['mode']} | {fmt(r['per_isolate_rps'])} | {fmt(r['mean_ms'], 2)} | "
+                       f"{fmt(r.get('e2e_rps'))} | {fmt(r.get('e2e_p50'), 0)} | {fmt(r.get('e2e_p99'), 0)} | "
+                       f"{fmt(r.get('e2e_failed'), 0)} |")
+        for fixture in FIXTURE_FILES:
+            sh = next((r for r in iso if r["mode"] == "shared" and r["fixture"] == fixture), None)
+            rq = next((r for r in iso if r["mode"] == "request" and r["fixture"] == fixture), None)
+            if sh and rq and sh.get("e2e_rps") and rq.get("e2e_rps"):
+                summary[f"request_isolation_cost_{fixture}"] = round(1 - rq["e2e_rps"] / sh["e2e_rps"], 3)
+                summary[f"request_isolation_ms_{fixture}"] = round(rq["mean_ms"] - sh["mean_ms"], 2)
+        out.append("")
     if chaos:
         out.append("## Chaos (each under c=20 load of healthy small batches)")
         out.append("")
@@ -951,8 +1007,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer requests and shorter chaos runs (< 10 min)")
     ap.add_argument("--name", default=None, help="report name (default: date, plus -quick)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="workers per system (default: cores)")
-    ap.add_argument("--sections", default="load,peer,ceiling,chaos",
-                    help="comma-separated subset of load,peer,ceiling,chaos")
+    ap.add_argument("--sections", default="load,peer,ceiling,isolation,chaos",
+                    help="comma-separated subset of load,peer,ceiling,isolation,chaos")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     name = args.name or (datetime.date.today().isoformat() + ("-quick" if args.quick else ""))
@@ -961,7 +1017,8 @@ def main():
     warm = 100 if args.quick else 500
     started = time.time()
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "versions": versions(), "load": [], "ceiling": [], "components": [], "chaos": []}
+            "versions": versions(), "load": [], "ceiling": [], "components": [], "chaos": [],
+            "isolation": []}
     if "load" in sections:
         with Tier(args.workers) as tier:
             data["load"] += load_runs("ssrd (first)", tier.url(), n_for, warm)
@@ -974,6 +1031,8 @@ def main():
         data["ceiling"] = ceiling(args.workers, {"small": 2000 if args.quick else 10000,
                                                  "large": 200 if args.quick else 1000})
         data["components"] = component_ceiling(2000 if args.quick else 10000)
+    if "isolation" in sections:
+        data["isolation"] = isolation_runs(args.workers, args.quick)
     if "chaos" in sections:
         data["chaos"] = chaos_runs(args.workers, 8 if args.quick else 30)
     data["plots"] = plots(name, data["load"], data["chaos"]) if data["load"] else {}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ssrd_worker::defaults;
 
-use ssrd_worker::{BootConfig, WorkerConfig};
+use ssrd_worker::{BootConfig, Isolation, WorkerConfig};
 
 use crate::config::{Config, UpArgs};
 
@@ -91,6 +91,11 @@ pub struct EngineArgs {
     /// larger one fails the job with AnswerTooLarge.
     #[arg(long, default_value_t = defaults::MAX_HTML_MB, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_html_mb: u64,
+    /// shared: one isolate serves every request (module state and globals
+    /// persist; built-ins are frozen). request: each request (`ssrd render
+    /// --repeat`: each iteration) gets a fresh isolate from the snapshot.
+    #[arg(long, default_value_t = Isolation::Shared)]
+    pub isolation: Isolation,
 }
 
 #[derive(Args, Debug)]
@@ -248,6 +253,7 @@ impl WorkerArgs {
         c.slate_fd = self.slate_fd;
         c.control = self.control;
         c.rss_limit_bytes = self.rss_limit_mb << 20;
+        c.isolation = self.engine.isolation;
         c.http.max_body_bytes = self.max_body_bytes;
         c.http.header_timeout = Duration::from_millis(self.header_timeout_ms);
         c.http.body_timeout = Duration::from_millis(self.body_timeout_ms);

@@ -81,6 +81,9 @@ options! {
     semi_space_mb: u64 = defaults::SEMI_SPACE_MB;
     /// The largest answer (HTML plus meta) one job may return, MiB.
     max_html_mb: u64 = defaults::MAX_HTML_MB;
+    /// shared: one isolate per worker serves every request; request: each
+    /// request gets a fresh isolate (docs/worker.md, Isolation).
+    isolation: ssrd_worker::Isolation = ssrd_worker::Isolation::Shared;
     /// Largest request body, MiB (nginx buffers it whole, in memory).
     max_body_mb: u64 = (defaults::MAX_BODY_BYTES >> 20) as u64;
     /// Longest wait in haproxy's queue for a free worker, ms.
@@ -249,6 +252,7 @@ mod tests {
         ("heap_limit_mb", "512", "512"),
         ("semi_space_mb", "8", "8"),
         ("max_html_mb", "8", "8"),
+        ("isolation", "request", "\"request\""),
         ("max_body_mb", "9", "9"),
         ("queue_timeout_ms", "3000", "3000"),
         ("client_timeout_ms", "4000", "4000"),

@@ -30,7 +30,16 @@ macro_rules! show_by_display {
         }
     )*};
 }
-show_by_display!(u16, u32, u64, usize, bool, IpAddr, String);
+show_by_display!(
+    u16,
+    u32,
+    u64,
+    usize,
+    bool,
+    IpAddr,
+    String,
+    ssrd_worker::Isolation
+);
 
 impl ShowValue for PathBuf {
     fn show(&self) -> String {

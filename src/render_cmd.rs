@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ssrd_worker::protocol::{self, JobResult};
-use ssrd_worker::{boot, Engine};
+use ssrd_worker::{boot, Engine, Isolation};
 
 use crate::cli::RenderArgs;
 
@@ -74,8 +74,15 @@ fn render(args: &RenderArgs) -> Result<String, String> {
     } else {
         0
     };
-    let (mut engine, _) =
-        boot::boot(&args.engine.boot_config(None, rounds)).map_err(|e| e.to_json())?;
+    let fresh = args.engine.isolation == Isolation::Request;
+    // Fresh isolates start from a snapshot, as a worker's do.
+    let snapshot = fresh
+        .then(|| std::env::temp_dir().join(format!("ssrd-render-{}.snap", std::process::id())));
+    let booted = boot::boot_with_recipe(&args.engine.boot_config(snapshot.clone(), rounds));
+    if let Some(path) = &snapshot {
+        let _ = std::fs::remove_file(path);
+    }
+    let (mut engine, _, recipe) = booted.map_err(|e| e.to_json())?;
     let timeout = Duration::from_millis(args.engine.render_timeout_ms);
     let once = |engine: &mut Engine| -> Result<String, String> {
         match &work {
@@ -111,6 +118,11 @@ fn render(args: &RenderArgs) -> Result<String, String> {
     let started = Instant::now();
     for _ in 0..args.repeat {
         let t = Instant::now();
+        if fresh {
+            // What a worker does after each request in request isolation.
+            drop(engine);
+            engine = recipe.start().map_err(|e| e.to_json())?;
+        }
         out = once(&mut engine)?;
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
     }

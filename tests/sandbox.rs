@@ -260,3 +260,32 @@ fn under_the_supervisor_bundle_output_never_reaches_the_event_channel() {
     );
     assert!(m.contains("ssrd_requests_total 3"), "{m}");
 }
+
+#[test]
+fn in_request_isolation_callers_share_no_js_state() {
+    let dir = common::tempdir("sandbox-isolation");
+    let snap = dir.join("hostile.snap");
+    let w = Worker::start(
+        &fixture("hostile.js"),
+        &[
+            "--isolation",
+            "request",
+            "--snapshot",
+            snap.to_str().unwrap(),
+        ],
+    );
+    html(&w, "Pollute", json!({"secret": "caller A"}));
+    let check: Value = serde_json::from_str(&html(&w, "Check", json!({}))).unwrap();
+    assert_eq!(
+        check["secret"],
+        Value::Null,
+        "caller B sees nothing of A: {check}"
+    );
+    assert_eq!(check["join"], "1-2");
+    // Leftovers cannot even be attempted: the isolate that ran them is gone.
+    assert_eq!(html(&w, "IntervalLoop", json!({})), "armed");
+    assert_eq!(html(&w, "Async", json!({})), "<p>async</p>");
+    let stats = w.get("/stats").json();
+    assert_eq!(stats["settings"]["isolation"], "request");
+    assert_eq!(stats["requests"], 4);
+}

@@ -144,6 +144,12 @@ fn every_worker_option_of_ssrd_up_reaches_the_workers() {
             "--max-lazy",
             "--snapshot",
             "false",
+            "--max-html-mb",
+            "7",
+            "--request-budget-ms",
+            "4000",
+            "--isolation",
+            "request",
         ],
     );
     for port in &tier.worker_ports {
@@ -155,6 +161,10 @@ fn every_worker_option_of_ssrd_up_reaches_the_workers() {
         assert_eq!(s["max_body_bytes"], 3 << 20, "{stats}");
         assert_eq!(s["v8_flags"], "--max-lazy", "{stats}");
         assert_eq!(s["snapshot"], serde_json::Value::Null, "{stats}");
+        assert_eq!(s["max_html_mb"], 7, "{stats}");
+        assert_eq!(s["request_budget_ms"], 4000, "{stats}");
+        assert_eq!(s["isolation"], "request", "{stats}");
+        assert_eq!(s["rss_limit_mb"], 1024, "{stats}");
     }
 }
 

@@ -167,6 +167,8 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
         (config.max_body_mb << 20).to_string().into(),
         "--max-html-mb".into(),
         config.max_html_mb.to_string().into(),
+        "--isolation".into(),
+        config.isolation.to_string().into(),
         "--rss-limit-mb".into(),
         config.recycle_rss_mb.to_string().into(),
     ];
@@ -230,6 +232,35 @@ impl Exit {
             Exit::Code(c) => format!("exit code {c}"),
             Exit::Signal(s) => format!("signal {s}"),
             Exit::Unknown => "unknown status".into(),
+        }
+    }
+
+    /// Whether the process brought this end on itself while running code:
+    /// a fault signal (segfault, abort, V8's fatal-error trap) or an exit
+    /// code the worker never uses for a planned exit. A SIGKILL (an
+    /// operator, the OOM killer, a test) or SIGTERM is something done *to*
+    /// the process, so it says nothing about the request it was rendering.
+    pub fn self_inflicted(self) -> bool {
+        use ssrd_worker::events::exit_code;
+        match self {
+            Exit::Signal(s) => matches!(
+                s,
+                Signal::SIGSEGV
+                    | Signal::SIGBUS
+                    | Signal::SIGILL
+                    | Signal::SIGFPE
+                    | Signal::SIGABRT
+                    | Signal::SIGTRAP
+                    | Signal::SIGSYS
+            ),
+            Exit::Code(c) => ![
+                exit_code::OK,
+                exit_code::BUNDLE,
+                exit_code::HEAP_LIMIT,
+                exit_code::MEMORY_LIMIT,
+            ]
+            .contains(&c),
+            Exit::Unknown => false,
         }
     }
 }

@@ -138,7 +138,12 @@ impl Supervisor {
         }
         self.slots[i].stdin = None;
         if plan.reason == Some(Reason::Crash) {
-            self.strike(i);
+            if exit.self_inflicted() {
+                self.strike(i);
+            } else if let Some(slate) = &self.slots[i].slate {
+                // Killed from outside: the request in flight is no suspect.
+                ssrd_worker::slate::reset(slate);
+            }
         }
         match plan.after {
             AfterExit::RespawnInRotation => {

@@ -566,7 +566,10 @@ impl Drop for Tier {
     }
 }
 
-/// A block of `n` consecutive free loopback ports.
+/// A block of `n` consecutive free loopback ports, below Linux's default
+/// ephemeral range (32768–60999) so that no outgoing connection of a test
+/// running beside this one takes a port of the block before the tier binds
+/// it.
 pub fn free_block(n: usize) -> u16 {
     let mut seed = (std::process::id() as u64) << 20
         ^ Instant::now().elapsed().as_nanos() as u64
@@ -578,7 +581,7 @@ pub fn free_block(n: usize) -> u16 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let base = 20_000 + (seed % 30_000) as u16;
+        let base = 20_000 + (seed % (12_700 - n as u64)) as u16;
         let free =
             (0..n as u16).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if free {
@@ -780,13 +783,19 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 }
 
 /// Sends a signal with kill(1).
+/// Sends signal `sig` ("9", "KILL", "SIGKILL", "ABRT", ...) to `pid` with
+/// kill(2) directly, so a loop over several processes hits them within
+/// microseconds of each other ("at once"), not a fork and exec apart.
 pub fn kill(pid: i64, sig: &str) {
-    let ok = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "kill -{sig} {pid}");
+    use nix::sys::signal::{self, Signal};
+    let signal = match sig.parse::<i32>() {
+        Ok(n) => Signal::try_from(n),
+        Err(_) if sig.starts_with("SIG") => sig.parse::<Signal>(),
+        Err(_) => format!("SIG{sig}").parse::<Signal>(),
+    }
+    .unwrap_or_else(|_| panic!("no signal {sig}"));
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
 }
 
 /// Waits until `done` holds, or panics with `what` after `within`.

@@ -41,9 +41,32 @@ pub struct Boot {
     pub snapshot: &'static str,
 }
 
+/// Everything needed to start another engine like the first one, fast:
+/// the bundle and its snapshot are already in memory. `request` isolation
+/// starts one per request.
+pub struct Recipe {
+    /// The bundle (evaluated again only when there is no snapshot).
+    bundle: Bundle,
+    /// Limits and the snapshot blob.
+    options: EngineOptions,
+}
+
+impl Recipe {
+    /// A fresh engine: a new isolate holding the evaluated bundle, with
+    /// nothing any earlier render did.
+    pub fn start(&self) -> Result<Engine> {
+        Engine::new(&self.bundle, self.options)
+    }
+}
+
 /// Starts an engine and warms it up. A bundle whose own warm-up jobs fail
 /// is broken: it is refused with a `Bundle` error.
 pub fn boot(config: &BootConfig) -> Result<(Engine, Boot)> {
+    boot_with_recipe(config).map(|(engine, boot, _)| (engine, boot))
+}
+
+/// As [`boot`], also returning the recipe for more engines like it.
+pub fn boot_with_recipe(config: &BootConfig) -> Result<(Engine, Boot, Recipe)> {
     let started = Instant::now();
     let bundle = Bundle::load(&config.bundle)?;
     let (blob, origin) = match &config.snapshot {
@@ -57,15 +80,13 @@ pub fn boot(config: &BootConfig) -> Result<(Engine, Boot)> {
         }
         None => (None, "none"),
     };
-    let mut engine = Engine::new(
-        &bundle,
-        EngineOptions {
-            heap_limit_bytes: config.heap_limit_bytes,
-            semi_space_bytes: config.semi_space_bytes,
-            snapshot: blob,
-            max_answer_bytes: config.max_answer_bytes,
-        },
-    )?;
+    let options = EngineOptions {
+        heap_limit_bytes: config.heap_limit_bytes,
+        semi_space_bytes: config.semi_space_bytes,
+        snapshot: blob,
+        max_answer_bytes: config.max_answer_bytes,
+    };
+    let mut engine = Engine::new(&bundle, options)?;
     let boot_ms = ms(started.elapsed());
     let warm = Instant::now();
     warm_up(&mut engine, config.warmup_rounds, config.render_timeout)?;
@@ -76,6 +97,7 @@ pub fn boot(config: &BootConfig) -> Result<(Engine, Boot)> {
             warmup_ms: ms(warm.elapsed()),
             snapshot: origin,
         },
+        Recipe { bundle, options },
     ))
 }
 

@@ -8,6 +8,40 @@ use crate::boot::BootConfig;
 use crate::defaults;
 use crate::http::HttpConfig;
 
+/// What one request can see of the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One isolate serves every request: the bundle's module state and
+    /// globals persist between requests (the built-ins are frozen). Fast.
+    #[default]
+    Shared,
+    /// Each request runs in a fresh isolate started from the snapshot:
+    /// nothing of an earlier request is left. Costs an isolate start per
+    /// request, and renders run without the JIT's warm-up.
+    Request,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "shared" => Ok(Isolation::Shared),
+            "request" => Ok(Isolation::Request),
+            other => Err(format!("isolation is shared or request, not {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::Shared => "shared",
+            Isolation::Request => "request",
+        })
+    }
+}
+
 /// Everything `ssrd worker` is configured with.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -40,6 +74,8 @@ pub struct WorkerConfig {
     /// Retire (exit 76) after a request that left the process's RSS above
     /// this many bytes; 0 = never.
     pub rss_limit_bytes: u64,
+    /// Whether requests share one isolate.
+    pub isolation: Isolation,
 }
 
 impl WorkerConfig {
@@ -66,6 +102,7 @@ impl WorkerConfig {
             slate_fd: None,
             control: false,
             rss_limit_bytes: 0,
+            isolation: Isolation::Shared,
         }
     }
 
@@ -80,6 +117,7 @@ impl WorkerConfig {
             "semi_space_mb": self.boot.semi_space_bytes >> 20,
             "max_html_mb": self.boot.max_answer_bytes >> 20,
             "rss_limit_mb": self.rss_limit_bytes >> 20,
+            "isolation": self.isolation.to_string(),
             "warmup_rounds": self.boot.warmup_rounds,
             "max_body_bytes": self.http.max_body_bytes,
             "header_timeout_ms": self.http.header_timeout.as_millis() as u64,

@@ -58,7 +58,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 
 pub use boot::BootConfig;
-pub use config::WorkerConfig;
+pub use config::{Isolation, WorkerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use events::exit_code;
 pub use js_runtime::{Bundle, Engine, EngineOptions};
@@ -106,6 +106,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     let limits = renderer::RequestLimits {
         budget: config.request_budget,
         rss_limit: config.rss_limit_bytes,
+        isolation: config.isolation,
     };
     let started = renderer::start(config.boot.clone(), limits, slate, events.clone());
     let (queue, boot, retire) = match started {

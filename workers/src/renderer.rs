@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::boot::{self, ms, Boot, BootConfig};
+use crate::config::Isolation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, Event, EventSink, JobEvent, Outcome};
 use crate::job::Failure;
@@ -121,10 +122,18 @@ pub struct RenderQueue {
     retiring: Arc<AtomicBool>,
     /// Numbers requests: each one's tag.
     seq: Arc<AtomicU64>,
-    /// Ends the renders of a request whose caller went away.
-    canceller: Canceller,
+    /// Ends the renders of a request whose caller went away (the current
+    /// engine's; replaced with it under `request` isolation).
+    canceller: SharedCanceller,
     /// The most one request may render for.
     budget: Duration,
+}
+
+/// The current engine's canceller, shared with the HTTP side.
+type SharedCanceller = Arc<Mutex<Option<Canceller>>>;
+
+fn lock_canceller(c: &SharedCanceller) -> std::sync::MutexGuard<'_, Option<Canceller>> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Cancels its request's renders when dropped before `done`: the HTTP
@@ -132,7 +141,7 @@ pub struct RenderQueue {
 /// must not keep rendering for nobody.
 struct CancelOnDrop<'a> {
     /// The render thread's watchdog.
-    canceller: &'a Canceller,
+    canceller: &'a SharedCanceller,
     /// The request.
     tag: u64,
     /// Set once the answer is in.
@@ -142,7 +151,9 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.canceller.cancel(self.tag);
+            if let Some(c) = lock_canceller(self.canceller).as_ref() {
+                c.cancel(self.tag);
+            }
         }
     }
 }
@@ -215,9 +226,6 @@ impl RenderQueue {
     }
 }
 
-/// Starts the render thread and waits until the bundle is loaded and warm.
-/// Returns the queue, how boot went, and a receiver that fires if the thread
-/// retires the isolate (the process should then exit and be replaced).
 /// Limits the render loop applies to each request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
@@ -225,8 +233,13 @@ pub struct RequestLimits {
     pub budget: Duration,
     /// Retire after a request that left RSS above this; 0 = never.
     pub rss_limit: u64,
+    /// Whether requests share one isolate or get a fresh one each.
+    pub isolation: Isolation,
 }
 
+/// Starts the render thread and waits until the bundle is loaded and warm.
+/// Returns the queue, how boot went, and a receiver that fires if the thread
+/// retires the isolate (the process should then exit and be replaced).
 pub fn start(
     config: BootConfig,
     limits: RequestLimits,
@@ -235,7 +248,9 @@ pub fn start(
 ) -> Result<(RenderQueue, Boot, oneshot::Receiver<Retire>)> {
     let budget = limits.budget;
     let (tx, rx) = mpsc::channel::<Request>(64);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(Boot, Canceller)>>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Boot>>();
+    let canceller: SharedCanceller = Arc::default();
+    let thread_canceller = Arc::clone(&canceller);
     let (retire_tx, retire_rx) = oneshot::channel();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let thread_stats = Arc::clone(&stats);
@@ -245,10 +260,11 @@ pub fn start(
     std::thread::Builder::new()
         .name("ssrd-render".into())
         .spawn(move || {
-            let mut engine = match boot::boot(&config) {
-                Ok((engine, boot)) => {
-                    let _ = ready_tx.send(Ok((boot, engine.canceller())));
-                    engine
+            let (mut engine, recipe) = match boot::boot_with_recipe(&config) {
+                Ok((engine, boot, recipe)) => {
+                    *lock_canceller(&thread_canceller) = Some(engine.canceller());
+                    let _ = ready_tx.send(Ok(boot));
+                    (engine, recipe)
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -257,21 +273,22 @@ pub fn start(
             };
             lock(&thread_stats).heap = engine.heap_stats();
             let mut loop_ = RenderLoop {
-                engine,
                 stats: &thread_stats,
                 events,
                 render_timeout,
                 budget,
                 slate,
                 rss_limit: limits.rss_limit,
+                fresh: (limits.isolation == Isolation::Request).then_some(recipe),
+                canceller: thread_canceller,
                 last_heartbeat: Instant::now(),
                 retiring: &thread_retiring,
                 retire: Some(retire_tx),
             };
-            loop_.serve(rx);
+            loop_.serve(rx, engine);
         })
         .map_err(|e| Error::io("spawning the render thread", e))?;
-    let (boot, canceller) = ready_rx
+    let boot = ready_rx
         .recv()
         .map_err(|_| Error::new(ErrorKind::Internal, "the render thread died while starting"))??;
     Ok((
@@ -289,10 +306,9 @@ pub fn start(
     ))
 }
 
-/// The render thread's state while it serves.
+/// The render thread's state while it serves (the engine is passed along:
+/// under `request` isolation it is replaced after every request).
 struct RenderLoop<'a> {
-    /// The isolate.
-    engine: Engine,
     /// Shared with `/stats`.
     stats: &'a Mutex<Stats>,
     /// Per-request events and heartbeats for the supervisor.
@@ -305,6 +321,11 @@ struct RenderLoop<'a> {
     slate: Slate,
     /// Retire after a request that left RSS above this; 0 = never.
     rss_limit: u64,
+    /// Under `request` isolation: how to start the fresh engine each
+    /// request gets.
+    fresh: Option<boot::Recipe>,
+    /// Shared with the HTTP side; follows the engine.
+    canceller: SharedCanceller,
     /// When the last heartbeat went out.
     last_heartbeat: Instant,
     /// Shared with the HTTP side (`RenderQueue::retiring`).
@@ -315,30 +336,49 @@ struct RenderLoop<'a> {
 
 impl RenderLoop<'_> {
     /// Serves requests until the queue closes or the isolate must retire.
-    fn serve(&mut self, mut rx: mpsc::Receiver<Request>) {
+    fn serve(&mut self, mut rx: mpsc::Receiver<Request>, mut engine: Engine) {
         loop {
-            let next = self
-                .engine
-                .block_on(async { tokio::time::timeout(HEARTBEAT, rx.recv()).await });
+            let next = engine.block_on(async { tokio::time::timeout(HEARTBEAT, rx.recv()).await });
             let request = match next {
                 Ok(Some(request)) => request,
                 Ok(None) => return,
                 Err(_idle) => {
-                    self.heartbeat();
+                    self.heartbeat(&mut engine);
                     continue;
                 }
             };
             if request.reply.is_closed() {
                 continue;
             }
-            self.handle(request);
+            self.handle(&mut engine, request);
             if self.retire.is_none() {
                 return;
+            }
+            if let Some(recipe) = &self.fresh {
+                // Request isolation: the next request gets a fresh isolate.
+                // Isolates on one thread must go in the reverse order they
+                // came, so the old one goes first.
+                drop(engine);
+                engine = match recipe.start() {
+                    Ok(engine) => engine,
+                    Err(e) => {
+                        crate::log::error(
+                            "cannot start a fresh isolate; retiring",
+                            serde_json::json!({"error": e.to_string()}),
+                        );
+                        self.retiring.store(true, Ordering::SeqCst);
+                        if let Some(tx) = self.retire.take() {
+                            let _ = tx.send(Retire::HeapLimit);
+                        }
+                        return;
+                    }
+                };
+                *lock_canceller(&self.canceller) = Some(engine.canceller());
             }
         }
     }
 
-    fn handle(&mut self, request: Request) {
+    fn handle(&mut self, engine: &mut Engine, request: Request) {
         let picked = Instant::now();
         let queue_ms = ms(picked.duration_since(request.enqueued));
         let wait_ms = request
@@ -352,7 +392,7 @@ impl RenderLoop<'_> {
             s.current = Some(request.origin.request_id.clone());
         }
         self.slate.mark(&request.hash, &request.origin.request_id);
-        self.engine.set_request_tag(request.tag);
+        engine.set_request_tag(request.tag);
         let deadline = picked + self.budget;
         let mut results = Vec::with_capacity(request.jobs.len());
         let mut abandoned = false;
@@ -363,15 +403,15 @@ impl RenderLoop<'_> {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            results.push(self.render_job(job, left));
+            results.push(self.render_job(engine, job, left));
             if self.last_heartbeat.elapsed() >= HEARTBEAT {
-                self.heartbeat();
+                self.heartbeat(engine);
             }
         }
         abandoned |= request.reply.is_closed();
         self.slate.clear();
         let render_ms = ms(picked.elapsed());
-        let heap = self.engine.heap_stats();
+        let heap = engine.heap_stats();
         {
             let mut s = lock(self.stats);
             s.requests += 1;
@@ -406,7 +446,7 @@ impl RenderLoop<'_> {
         // has stopped accepting and closes this connection, so that request
         // waits in the listen backlog for the replacement process instead of
         // reaching this one and being answered 503.
-        let retire = if self.engine.heap_exhausted() || self.engine.heap_over_limit() {
+        let retire = if engine.heap_exhausted() || engine.heap_over_limit() {
             Some(Retire::HeapLimit)
         } else if self.rss_limit > 0 && procfs::rss_bytes() > self.rss_limit {
             Some(Retire::Rss)
@@ -429,11 +469,11 @@ impl RenderLoop<'_> {
     }
 
     /// Renders one job with what is `left` of its request's budget.
-    fn render_job(&mut self, job: Job, left: Duration) -> JobResult {
+    fn render_job(&mut self, engine: &mut Engine, job: Job, left: Duration) -> JobResult {
         let started = Instant::now();
         let (name, outcome) = match job.spec {
             Err(e) => (None, Err(e)),
-            Ok(spec) if self.engine.heap_exhausted() => (
+            Ok(spec) if engine.heap_exhausted() => (
                 Some(spec.name),
                 Err(Failure::HeapLimitExceeded.error(
                     "not rendered: an earlier job in this batch exhausted the worker's JS heap",
@@ -447,7 +487,7 @@ impl RenderLoop<'_> {
                 ))),
             ),
             Ok(spec) => {
-                let outcome = self.engine.render(
+                let outcome = engine.render(
                     &spec.name,
                     spec.props.get(),
                     spec.metadata.as_deref().map(|m| m.get()),
@@ -466,12 +506,12 @@ impl RenderLoop<'_> {
     }
 
     /// Tells the supervisor the render thread is alive, with its memory.
-    fn heartbeat(&mut self) {
+    fn heartbeat(&mut self, engine: &mut Engine) {
         self.last_heartbeat = Instant::now();
         if !self.events.enabled() {
             return;
         }
-        let heap = self.engine.heap_stats();
+        let heap = engine.heap_stats();
         let requests = lock(self.stats).requests;
         self.events.emit(&Event::Heartbeat(events::Heartbeat {
             heap_used: heap.used as u64,

@@ -34,47 +34,57 @@ const SEALED: [(&str, &str); 3] = [
 ];
 
 /// Ops disabled in every isolate: process and host effects (`op_panic`
-/// aborts the process; `op_print`'s stdout half is the worker's own;
-/// imports, code evaluation outside the bundle, promise hooks), and
-/// deno_web state shared across isolates in one process (Web Locks,
-/// BroadcastChannel, blob URLs), none of which ssrd exposes.
+/// aborts the process; raw resource reads and writes; imports and code
+/// evaluation outside the bundle; promise hooks; memory and resource
+/// introspection), deno_core's test ops, and deno_web state shared across
+/// isolates in one process (blob URLs), none of which ssrd exposes.
 const DISABLED_OPS: &[&str] = &[
     "op_panic",
+    "op_read",
+    "op_write",
+    "op_read_sync",
+    "op_write_sync",
+    "op_shutdown",
+    "op_resources",
     "op_import_sync",
     "op_import_sync_with_source",
     "op_eval_context",
     "op_compile_function",
     "op_set_promise_hooks",
     "op_lazy_load_esm",
-    "op_leak_tracing_enable",
-    "op_leak_tracing_submit",
-    "op_leak_tracing_get_all",
-    "op_leak_tracing_get",
     "op_memory_usage",
     "op_add_main_module_handler",
     "op_set_wasm_streaming_callback",
     "op_abort_wasm_streaming",
-    "op_wasm_streaming_feed",
-    "op_wasm_streaming_set_url",
+    "op_add",
+    "op_add_async",
+    "op_void_sync",
+    "op_void_async",
+    "op_void_async_deferred",
+    "op_error_async",
+    "op_error_async_deferred",
     "op_blob_create_object_url",
     "op_blob_revoke_object_url",
     "op_blob_from_object_url",
-    "op_lock_manager_request",
-    "op_lock_manager_release",
-    "op_lock_manager_query",
-    "op_lock_manager_abort",
-    "op_lock_manager_steal",
-    "op_lock_manager_new",
-    "op_lock_manager_drop",
-    "op_broadcast_subscribe",
-    "op_broadcast_unsubscribe",
-    "op_broadcast_send",
-    "op_broadcast_recv",
 ];
+
+/// Families of ops disabled the same way: Web Locks and BroadcastChannel
+/// (process-wide state shared between isolates), leak tracing and wasm
+/// streaming (host-side machinery).
+const DISABLED_PREFIXES: &[&str] = &[
+    "op_lock_manager_",
+    "op_broadcast_",
+    "op_leak_tracing_",
+    "op_wasm_streaming_",
+];
+
+fn disabled(name: &str) -> bool {
+    DISABLED_OPS.contains(&name) || DISABLED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// The op middleware of the host extension (applies to every op).
 pub fn filter_op(op: OpDecl) -> OpDecl {
-    if DISABLED_OPS.contains(&op.name) {
+    if disabled(op.name) {
         op.disable()
     } else {
         op
@@ -212,5 +222,46 @@ pub fn call_host<'s>(
             .exception()
             .map(|e| e.to_rust_string_lossy(tc))
             .unwrap_or_else(|| format!("{method} was terminated"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deno_core::RuntimeOptions;
+
+    /// Every op name in an isolate, read before it is sealed.
+    fn op_names() -> Vec<String> {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _enter = tokio.enter();
+        let mut runtime = JsRuntime::new(RuntimeOptions {
+            extensions: crate::web_apis::extensions(),
+            ..Default::default()
+        });
+        let names = runtime
+            .execute_script("ops", "Object.keys(Deno.core.ops).join(',')")
+            .unwrap();
+        deno_core::scope!(scope, &mut runtime);
+        let names = v8::Local::new(scope, names).to_rust_string_lossy(scope);
+        names.split(',').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_disabled_ops_exist_so_the_list_is_not_stale() {
+        let names = op_names();
+        let missing: Vec<&&str> = DISABLED_OPS
+            .iter()
+            .chain(DISABLED_PREFIXES)
+            .filter(|op| !names.iter().any(|n| n.starts_with(*op)))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no longer ops: {missing:?}; all: {names:?}"
+        );
+        let enabled: Vec<&String> = names.iter().filter(|n| !disabled(n)).collect();
+        eprintln!("{} ops enabled: {enabled:?}", enabled.len());
     }
 }
