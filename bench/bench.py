@@ -90,7 +90,10 @@ class Tier:
             "--balance", balance, "--port", str(self.base),
             "--haproxy-port", str(self.base + 1), "--stats-port", str(self.base + 2),
             "--metrics-port", str(self.base + 3), "--worker-base-port", str(self.base + 4),
-            "--run-dir", str(self.run_dir), "--access-log", "false", *extra,
+            "--run-dir", str(self.run_dir), "--access-log", "false",
+            # No drain before each run's stop unless the run asks for one.
+            *([] if "--drain-seconds" in extra else ["--drain-seconds", "0"]),
+            *extra,
         ]
         self.proc = None
         # Not in the run dir: a chaos run deletes that.
@@ -362,8 +365,12 @@ class LoadGen:
     purpose are counted on their own, with whether they got the expected
     answer."""
 
-    def __init__(self, port, concurrency, body, faulty=None, faulty_share=0.0):
+    def __init__(self, port, concurrency, body, faulty=None, faulty_share=0.0, follow_health=False):
         self.port, self.concurrency, self.body = port, concurrency, body
+        # Behave like callers behind a load balancer that polls /health
+        # every 100 ms: once it is not 200, send nothing more.
+        self.follow_health = follow_health
+        self.out_of_rotation = threading.Event()
         self.faulty, self.faulty_share = faulty, faulty_share
         self.stop_flag = threading.Event()
         # Set when the tier is being shut down: from then on a connection
@@ -406,9 +413,26 @@ class LoadGen:
             if sample and len(self.samples) < 5:
                 self.samples.append(sample)
 
+    def _poll_health(self):
+        while not self.stop_flag.is_set():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/health")
+                ok = conn.getresponse().status == 200
+                conn.close()
+            except (OSError, http.client.HTTPException):
+                ok = False
+            if not ok:
+                self.out_of_rotation.set()
+                return
+            time.sleep(0.1)
+
     def _loop(self, seed):
         rng = random.Random(seed)
         while not self.stop_flag.is_set():
+            if self.out_of_rotation.is_set():
+                time.sleep(0.01)
+                continue
             faulty = self.faulty is not None and rng.random() < self.faulty_share
             body = self.faulty["body"] if faulty else self.body
             sent = time.time()
@@ -434,6 +458,10 @@ class LoadGen:
                 self._record("healthy_failed", f"{status}: {data[:200].decode(errors='replace')}")
 
     def __enter__(self):
+        if self.follow_health:
+            t = threading.Thread(target=self._poll_health, daemon=True)
+            t.start()
+            self.threads.append(t)
         for i in range(self.concurrency):
             t = threading.Thread(target=self._loop, args=(i,), daemon=True)
             t.start()
@@ -665,9 +693,11 @@ def chaos_runs(workers, duration):
     record("run dir deleted, then kill -9 a worker and haproxy", gen,
            f"run dir recreated {recreated}×")
 
-    # 13. SIGTERM at the end with requests in flight.
-    with Tier(workers, FAULTS_BUNDLE, keep_log_as="chaos-sigterm.log") as tier:
-        gen = LoadGen(tier.port, 20, healthy)
+    # 13. SIGTERM at the end with requests in flight, callers following
+    # /health (as behind a load balancer), a 2 s drain.
+    with Tier(workers, FAULTS_BUNDLE, extra=("--drain-seconds", "2"),
+              keep_log_as="chaos-sigterm.log") as tier:
+        gen = LoadGen(tier.port, 20, healthy, follow_health=True)
         with gen:
             time.sleep(duration / 2)
             t0 = time.time()
@@ -679,7 +709,7 @@ def chaos_runs(workers, duration):
                 code = None
             stop_s = time.time() - t0
             time.sleep(0.5)
-    record("SIGTERM with requests in flight", gen,
+    record("SIGTERM with requests in flight (2 s drain, callers follow /health)", gen,
            f"exit code {code}, stopped in {stop_s:.1f}s; refused or reset before nginx accepted them: "
            f"{gen.stats['refused']}",
            {"exit_code": code}, shutdown=True)

@@ -118,6 +118,14 @@ impl BundleStore {
     }
 }
 
+/// SHA-256 (hex) of the file at `path`, or "" if it cannot be read (the
+/// worker then fails at boot with a clear error anyway).
+pub fn sha256_of_file(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|source| hex(&Sha256::digest(source.as_slice())))
+        .unwrap_or_default()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -36,6 +36,9 @@ pub enum Command {
     Config(ConfigArgs),
     /// Ask a running `ssrd up` to reload its bundle (sends SIGHUP).
     Reload(UpArgs),
+    /// Stop a running `ssrd up`: SIGTERM (drain for --drain-seconds, then
+    /// a graceful stop), and wait until it has exited.
+    Stop(UpArgs),
     /// Run one render worker: an HTTP server on loopback holding one V8
     /// isolate, rendering one request at a time. Prints one JSON line to
     /// stdout when ready; logs JSON lines to stderr.
@@ -125,6 +128,10 @@ pub struct WorkerArgs {
     /// Time allowed for a client to send the request body, ms.
     #[arg(long, default_value_t = defaults::BODY_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
+    /// SHA-256 (hex) of the bundle, for the `X-Ssrd-Bundle` header (default:
+    /// computed from the bundle file).
+    #[arg(long)]
+    pub bundle_id: Option<String>,
     /// After the ready line, write per-request events and a heartbeat every
     /// second as JSON lines on stdout (the supervisor reads them).
     #[arg(long)]
@@ -254,6 +261,9 @@ impl WorkerArgs {
         c.control = self.control;
         c.rss_limit_bytes = self.rss_limit_mb << 20;
         c.isolation = self.engine.isolation;
+        c.bundle_id = self
+            .bundle_id
+            .unwrap_or_else(|| crate::bundle_store::sha256_of_file(&self.engine.bundle));
         c.http.max_body_bytes = self.max_body_bytes;
         c.http.header_timeout = Duration::from_millis(self.header_timeout_ms);
         c.http.body_timeout = Duration::from_millis(self.body_timeout_ms);

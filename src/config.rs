@@ -51,7 +51,9 @@ options! {
     bundle: PathBuf = PathBuf::from("js-bundle/dist/server.js");
     /// Number of render workers (default: one per CPU).
     workers: usize = cpus();
-    /// Address nginx listens on: the tier's public address.
+    /// Address nginx listens on: the tier's public address. Anything but
+    /// loopback exposes rendering to the network (docs/operations.md,
+    /// "Listening beyond loopback").
     host: IpAddr = IpAddr::from([127, 0, 0, 1]);
     /// nginx port: where callers send /batch.
     port: u16 = 9000;
@@ -61,8 +63,11 @@ options! {
     worker_base_port: u16 = 9002;
     /// haproxy stats page port (loopback).
     stats_port: u16 = 8999;
-    /// Prometheus /metrics port of the supervisor (loopback).
+    /// Prometheus /metrics (and /health) port of the supervisor.
     metrics_port: u16 = 9100;
+    /// Address the supervisor's /metrics and /health listen on (loopback
+    /// unless a scraper on another host needs it).
+    metrics_host: IpAddr = IpAddr::from([127, 0, 0, 1]);
     /// haproxy balance algorithm.
     #[arg(value_enum)]
     balance: Balance = Balance::First;
@@ -102,6 +107,11 @@ options! {
     /// Kill a worker whose render thread is silent this long, ms (at least
     /// 2 × render timeout + 1 s).
     heartbeat_timeout_ms: u64 = 10_000;
+    /// On SIGTERM, how long /health answers 503 ("draining") while every
+    /// request is still served, before the tier stops accepting, s; lets a
+    /// load balancer take the host out first. 0: stop at once. (SIGINT
+    /// never drains.)
+    drain_seconds: u64 = 5;
     /// On SIGTERM, how long in-flight requests may take, ms.
     shutdown_timeout_ms: u64 = 30_000;
     /// How long a request that crashed two workers is refused, s.
@@ -224,6 +234,21 @@ impl Config {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
 
+    /// Where nginx reaches the supervisor's /health: the metrics address,
+    /// or loopback when that is a wildcard.
+    pub fn health_addr(&self) -> std::net::SocketAddr {
+        let ip = match self.metrics_host {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        std::net::SocketAddr::new(ip, self.metrics_port)
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir.join("ssrd.pid")
     }
@@ -245,6 +270,7 @@ mod tests {
         ("worker_base_port", "9600", "9600"),
         ("stats_port", "9502", "9502"),
         ("metrics_port", "9503", "9503"),
+        ("metrics_host", "0.0.0.0", "\"0.0.0.0\""),
         ("balance", "static-rr", "\"static-rr\""),
         ("run_dir", "/tmp/ssrd-sample", "\"/tmp/ssrd-sample\""),
         ("render_timeout_ms", "1500", "1500"),
@@ -261,6 +287,7 @@ mod tests {
         ("recycle_heap_percent", "70", "70"),
         ("recycle_rss_mb", "2048", "2048"),
         ("heartbeat_timeout_ms", "20000", "20000"),
+        ("drain_seconds", "12", "12"),
         ("shutdown_timeout_ms", "40000", "40000"),
         ("quarantine_s", "60", "60"),
         ("snapshot", "false", "false"),

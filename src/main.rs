@@ -42,6 +42,7 @@ fn main() {
             .and_then(|c| up::print_config(c, args.check))
             .map(|()| 0),
         Command::Reload(args) => args.resolve().and_then(|c| up::reload(&c)).map(|()| 0),
+        Command::Stop(args) => args.resolve().and_then(|c| up::stop(&c)).map(|()| 0),
         Command::Worker(args) => Ok(ssrd_worker::run(args.into_config(), shutdown_signal())),
         Command::Render(args) => Ok(render_cmd::run(args)),
         Command::Snapshot(args) => Ok(snapshot(args)),

@@ -34,13 +34,17 @@ pub fn find_binary(program: &Path, package: &str, flag: &str) -> Result<PathBuf>
 /// by the supervisor itself (listeners.rs).
 pub fn ports_free(config: &Config) -> Result<()> {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    for (port, what) in [
-        (config.stats_port, "haproxy stats (--stats-port)"),
-        (config.metrics_port, "metrics (--metrics-port)"),
+    for (ip, port, what) in [
+        (loopback, config.stats_port, "haproxy stats (--stats-port)"),
+        (
+            config.metrics_host,
+            config.metrics_port,
+            "metrics (--metrics-host, --metrics-port)",
+        ),
     ] {
-        if let Err(e) = TcpListener::bind(SocketAddr::new(loopback, port)) {
+        if let Err(e) = TcpListener::bind(SocketAddr::new(ip, port)) {
             return Err(UpError::setup(format!(
-                "port {port} for {what} is not available on {loopback}: {e}; free it or choose another port"
+                "port {port} for {what} is not available on {ip}: {e}; free it or choose another port"
             )));
         }
     }

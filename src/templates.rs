@@ -34,6 +34,8 @@ pub fn nginx(config: &Config, nofile: u64) -> Result<String> {
             ("body_buffer", body),
             ("client_timeout", ms(config.client_timeout_ms)),
             ("upstream_timeout", ms(config.upstream_timeout_ms)),
+            ("queue_timeout", ms(config.queue_timeout_ms)),
+            ("health_addr", config.health_addr().to_string()),
             ("access_log", access_log),
         ],
     )

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::error::{Result, UpError};
 use crate::leftovers::{self, RunLock};
 use crate::supervisor::haproxy_api::HaproxyApi;
+use crate::supervisor::health::Health;
 use crate::supervisor::listeners::Listeners;
 use crate::supervisor::metrics::{self, Metrics};
 use crate::supervisor::{self, Supervisor};
@@ -110,13 +112,20 @@ fn run(
         supervisor::forward_signals(tx.clone())
             .map_err(|e| UpError::runtime(format!("installing signal handlers: {e}")))?;
         let metrics = Metrics::new();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.metrics_port))
+        let health = Arc::new(Health::default());
+        let listener = tokio::net::TcpListener::bind((config.metrics_host, config.metrics_port))
             .await
-            .map_err(|e| UpError::setup(format!("metrics port {}: {e}", config.metrics_port)))?;
+            .map_err(|e| {
+                UpError::setup(format!(
+                    "metrics address {}:{}: {e}",
+                    config.metrics_host, config.metrics_port
+                ))
+            })?;
         let api = HaproxyApi::new();
         tokio::spawn(metrics::serve(
             listener,
             metrics.clone(),
+            health.clone(),
             api.clone(),
             std::future::pending(),
         ));
@@ -132,6 +141,7 @@ fn run(
             api,
             tx,
             metrics,
+            health,
         };
         Ok(Supervisor::new(config, parts).run(rx).await)
     })
@@ -228,6 +238,55 @@ pub fn print_config(mut config: Config, check: bool) -> Result<()> {
 
 /// `ssrd reload`: SIGHUP to the supervisor named in the run dir's pid file.
 pub fn reload(config: &Config) -> Result<()> {
+    let pid = running_pid(config)?;
+    signal_tier(config, pid, nix::sys::signal::Signal::SIGHUP)?;
+    eprintln!("sent SIGHUP to ssrd (pid {pid}): workers will be replaced one at a time");
+    Ok(())
+}
+
+/// `ssrd stop`: SIGTERM (drain, then a graceful stop) and wait until the
+/// supervisor is gone, at most the drain plus the shutdown timeout plus a
+/// margin for the phases after it.
+pub fn stop(config: &Config) -> Result<()> {
+    let pid = running_pid(config)?;
+    signal_tier(config, pid, nix::sys::signal::Signal::SIGTERM)?;
+    let within = config.drain() + config.shutdown_timeout() + Duration::from_secs(20);
+    eprintln!(
+        "sent SIGTERM to ssrd (pid {pid}): draining for {} s, then stopping; waiting up to {} s",
+        config.drain_seconds,
+        within.as_secs()
+    );
+    let deadline = std::time::Instant::now() + within;
+    while alive(pid) {
+        if std::time::Instant::now() > deadline {
+            return Err(UpError::setup(format!(
+                "ssrd (pid {pid}) is still running after {} s; `kill -9 {pid}` stops it and everything it started",
+                within.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("ssrd (pid {pid}) stopped");
+    Ok(())
+}
+
+/// Whether `pid` still runs: it exists and is not a zombie (exited, its
+/// parent not having collected it yet).
+fn alive(pid: i32) -> bool {
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The pid in the run dir's pid file.
+fn running_pid(config: &Config) -> Result<i32> {
     let pid_file = config.pid_file();
     let text = std::fs::read_to_string(&pid_file).map_err(|e| {
         UpError::setup(format!(
@@ -235,22 +294,18 @@ pub fn reload(config: &Config) -> Result<()> {
             pid_file.display()
         ))
     })?;
-    let pid: i32 = text
-        .trim()
+    text.trim()
         .parse()
-        .map_err(|_| UpError::setup(format!("{} does not hold a pid", pid_file.display())))?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .map_err(|e| {
+        .map_err(|_| UpError::setup(format!("{} does not hold a pid", pid_file.display())))
+}
+
+fn signal_tier(config: &Config, pid: i32, signal: nix::sys::signal::Signal) -> Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| {
         UpError::setup(format!(
             "signalling pid {pid}: {e} (stale {}?)",
-            pid_file.display()
+            config.pid_file().display()
         ))
-    })?;
-    eprintln!("sent SIGHUP to ssrd (pid {pid}): workers will be replaced one at a time");
-    Ok(())
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -5,8 +5,8 @@
 # Hypernova Ruby client, with nothing but Ruby's standard library.
 #
 # For each page it batches the page's components into one POST /batch over
-# loopback with a short timeout (600 ms to open, 600 ms to read, like the
-# Hypernova Ruby client's defaults). Every job that comes back rendered is
+# loopback with short timeouts (100 ms to connect, 600 ms to read: the
+# Hypernova Ruby client's defaults, `open_timeout` 0.1 s and `timeout` 0.6 s). Every job that comes back rendered is
 # embedded as server HTML; every job that failed, and every job of a batch
 # that timed out or errored, is embedded as fallback markup (props only)
 # for the browser to render. The page loads js-bundle/dist/client.js, which
@@ -26,6 +26,7 @@ require "socket"
 require "uri"
 
 SSRD_URL = URI(ENV.fetch("SSRD_URL", "http://127.0.0.1:9000/batch"))
+OPEN_TIMEOUT_S = Float(ENV.fetch("SSRD_OPEN_TIMEOUT_MS", "100")) / 1000
 TIMEOUT_S = Float(ENV.fetch("SSRD_TIMEOUT_MS", "600")) / 1000
 PORT = Integer(ENV.fetch("PORT", "8080"))
 CLIENT_JS = ENV.fetch("CLIENT_JS", File.expand_path("../../js-bundle/dist/client.js", __dir__))
@@ -59,13 +60,17 @@ end
 # Renders a batch; returns [results or nil, why it failed or nil].
 def render_batch(jobs)
   http = Net::HTTP.new(SSRD_URL.host, SSRD_URL.port)
-  http.open_timeout = TIMEOUT_S
+  http.open_timeout = OPEN_TIMEOUT_S
   http.read_timeout = TIMEOUT_S
   http.write_timeout = TIMEOUT_S
   request = Net::HTTP::Post.new(SSRD_URL.request_uri, "Content-Type" => "application/json")
   request.body = JSON.generate(jobs)
   response = http.request(request)
-  return [nil, "HTTP #{response.code}"] unless response.code == "200"
+  # A failed request names its kind in X-Ssrd-Error and says what was wrong
+  # in one line of text (docs/protocol.md).
+  unless response.code == "200"
+    return [nil, "HTTP #{response.code} #{response['X-Ssrd-Error']}: #{response.body.to_s.lines.first.to_s.strip}"]
+  end
 
   [JSON.parse(response.body).fetch("results"), nil]
 rescue StandardError => e

@@ -1,4 +1,5 @@
-// Entry of dist/faults.js: everything in server.js plus components that
+// Entry of dist/faults.js: the components of server.js (not its modern
+// examples, which only add load time here) plus components that
 // misbehave on purpose, for tests and chaos runs. Never deploy this bundle.
 import { components } from "./registry.js";
 import { installServerRenderer } from "./ssr.js";

@@ -18,7 +18,7 @@ export function installServerRenderer(components, { warmup = [], extra = {} } = 
     components: Object.keys(registry),
     warmup,
     render(name, props, _context) {
-      const special = extra[name];
+      const special = Object.hasOwn(extra, name) ? extra[name] : undefined;
       if (special) return special(props);
       const component = registry[name];
       if (typeof component !== "function") throw notRegistered(name);

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the tier, served by the supervisor at `/metrics`.
+//! Prometheus metrics of the tier, served by the supervisor at `/metrics`
+//! (the same listener answers `/health`, see health.rs).
 //!
 //! Per-request figures come from the workers' event lines, worker states
 //! and restarts from the supervisor itself, and the haproxy queue length is
@@ -27,6 +28,7 @@ use prometheus::{
 use ssrd_worker::events::Outcome;
 
 use super::haproxy_api::HaproxyApi;
+use super::health::{BundleId, Health};
 use super::reason::Reason;
 use super::slot::SlotState;
 
@@ -67,6 +69,13 @@ pub struct Metrics {
     /// Requests whose caller went away before the answer (rendering
     /// stopped).
     pub abandoned: IntCounter,
+    /// 1 for the bundle being served, labelled with its hash: which hosts
+    /// run which bundle during a rolling deploy.
+    bundle_info: IntGaugeVec,
+    /// When the tier started serving its current bundle.
+    bundle_loaded: prometheus::Gauge,
+    /// 1 while the tier drains before a stop (/health answers 503).
+    pub draining: IntGauge,
     /// Component names seen, to cap label cardinality.
     components: Mutex<HashSet<String>>,
 }
@@ -151,6 +160,24 @@ impl Metrics {
             "Requests whose caller went away before the answer; their rendering stopped.",
         )
         .expect("metric definition");
+        let bundle_info = IntGaugeVec::new(
+            Opts::new(
+                "ssrd_bundle_info",
+                "The bundle being served (value 1), by the SHA-256 of its source.",
+            ),
+            &["sha256", "short"],
+        )
+        .expect("metric definition");
+        let bundle_loaded = prometheus::Gauge::new(
+            "ssrd_bundle_loaded_timestamp_seconds",
+            "When the tier started serving its current bundle (Unix time).",
+        )
+        .expect("metric definition");
+        let draining = IntGauge::new(
+            "ssrd_draining",
+            "1 while the tier drains before stopping (/health answers 503).",
+        )
+        .expect("metric definition");
         for c in [
             Box::new(render_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(queue_wait.clone()),
@@ -166,6 +193,9 @@ impl Metrics {
             Box::new(quarantined.clone()),
             Box::new(quarantine_refusals.clone()),
             Box::new(abandoned.clone()),
+            Box::new(bundle_info.clone()),
+            Box::new(bundle_loaded.clone()),
+            Box::new(draining.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -199,6 +229,9 @@ impl Metrics {
             quarantined,
             quarantine_refusals,
             abandoned,
+            bundle_info,
+            bundle_loaded,
+            draining,
             components: Mutex::new(HashSet::new()),
         })
     }
@@ -230,6 +263,15 @@ impl Metrics {
         name.to_string()
     }
 
+    /// The bundle being served is now `id`.
+    pub fn set_bundle(&self, id: &BundleId) {
+        self.bundle_info.reset();
+        self.bundle_info
+            .with_label_values(&[&id.sha256, id.short()])
+            .set(1);
+        self.bundle_loaded.set(id.loaded_at);
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
@@ -242,6 +284,7 @@ impl Metrics {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     haproxy: HaproxyApi,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -254,12 +297,16 @@ pub async fn serve(
                     continue;
                 };
                 let metrics = Arc::clone(&metrics);
+                let health = Arc::clone(&health);
                 let haproxy = haproxy.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let metrics = Arc::clone(&metrics);
+                        let health = Arc::clone(&health);
                         let haproxy = haproxy.clone();
-                        async move { Ok::<_, Infallible>(answer(req, &metrics, &haproxy).await) }
+                        async move {
+                            Ok::<_, Infallible>(answer(req, &metrics, &health, &haproxy).await)
+                        }
                     });
                     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
@@ -273,12 +320,19 @@ pub async fn serve(
 async fn answer<B>(
     req: Request<B>,
     metrics: &Metrics,
+    health: &Health,
     haproxy: &HaproxyApi,
 ) -> Response<Full<Bytes>> {
-    if req.uri().path() != "/metrics" {
-        let mut r = Response::new(Full::new(Bytes::from_static(b"not found; try /metrics\n")));
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        return r;
+    match req.uri().path() {
+        "/metrics" => {}
+        "/health" => return health.response(),
+        _ => {
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"not found; try /metrics or /health\n",
+            )));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            return r;
+        }
     }
     if let Ok(rows) = haproxy.stats().await {
         if let Some(backend) = rows.iter().find(|r| r.name == "BACKEND") {

@@ -15,7 +15,8 @@
 //! - `run_dir.rs`: recreates the run dir if it is deleted while running;
 //! - `recycle.rs`: when a healthy worker is due for recycling;
 //! - `restart.rs`: backoff for crash loops; `reason.rs`: restart reasons;
-//! - `shutdown.rs`: the phases of a graceful stop;
+//! - `shutdown.rs`: draining, then the phases of a graceful stop;
+//! - `health.rs`: the tier's `/health` (rotation, draining, bundle);
 //! - `telemetry.rs` + `metrics.rs`: events → Prometheus, `/metrics`;
 //! - `spawn.rs`, `signals.rs`, `event.rs`: processes, signals, the channel;
 //! - `haproxy_api.rs`: haproxy's runtime API; `announce.rs`: the ready line.
@@ -24,6 +25,7 @@ mod announce;
 mod aux;
 mod event;
 pub mod haproxy_api;
+pub mod health;
 pub mod listeners;
 pub mod metrics;
 mod quarantine;
@@ -78,6 +80,11 @@ pub struct Supervisor {
     api: HaproxyApi,
     /// Prometheus metrics.
     metrics: Arc<Metrics>,
+    /// What `/health` says; published after every event.
+    health: Arc<health::Health>,
+    /// A stop signal arrived: the tier drains (serving, /health 503) until
+    /// then, and stops after.
+    drain_until: Option<Instant>,
     /// Recycling thresholds.
     policy: Policy,
     /// Jitter for recycling quotas.
@@ -129,6 +136,8 @@ pub struct Parts {
     pub tx: UnboundedSender<Event>,
     /// Prometheus metrics (shared with the metrics server).
     pub metrics: Arc<Metrics>,
+    /// `/health` (shared with the metrics server).
+    pub health: Arc<health::Health>,
 }
 
 impl Supervisor {
@@ -148,6 +157,8 @@ impl Supervisor {
             exe: parts.exe,
             tx: parts.tx,
             metrics: parts.metrics,
+            health: parts.health,
+            drain_until: None,
             policy,
             jitter: Jitter::from_clock(),
             slots,
@@ -183,6 +194,7 @@ impl Supervisor {
             self.kill_all();
             return 1;
         }
+        self.publish_bundle();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -194,6 +206,7 @@ impl Supervisor {
                 },
                 _ = tick.tick() => self.on_tick().await,
             }
+            self.publish_health();
             if let Phase::Done(code) = self.phase {
                 return code;
             }
@@ -205,7 +218,8 @@ impl Supervisor {
         match sig {
             SIGCHLD => self.reap().await,
             SIGHUP => self.start_reload(),
-            SIGTERM | SIGINT => self.on_stop_signal(),
+            SIGTERM => self.on_stop_signal(true),
+            SIGINT => self.on_stop_signal(false),
             _ => {}
         }
     }
@@ -225,9 +239,32 @@ impl Supervisor {
             self.restart_due_aux(now).await;
             self.worker_timers(now).await;
             self.rollout_tick().await;
+            self.drain_tick(now);
         } else {
             self.shutdown_tick();
         }
         telemetry::update_gauges(&self.metrics, &self.slots);
+    }
+
+    /// Tells `/health` how many workers are in rotation.
+    fn publish_health(&self) {
+        let in_rotation = self.slots.iter().filter(|s| s.in_rotation).count();
+        self.health.set_rotation(in_rotation, self.slots.len());
+    }
+
+    /// Tells `/health` and the metrics which bundle new workers start from.
+    fn publish_bundle(&self) {
+        let Some(current) = self.store.current() else {
+            return;
+        };
+        let id = health::BundleId {
+            sha256: current.sha256.clone(),
+            loaded_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
+        };
+        self.metrics.set_bundle(&id);
+        self.health.set_bundle(id);
     }
 }

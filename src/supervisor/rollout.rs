@@ -214,6 +214,7 @@ impl Supervisor {
             let sha256 = check.staged.sha256.clone();
             self.store.promote(check.staged);
             self.generation += 1;
+            self.publish_bundle();
             self.metrics.reloads.with_label_values(&["ok"]).inc();
             log::info(
                 "reload: bundle is good; replacing workers one at a time",

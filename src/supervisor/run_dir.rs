@@ -36,7 +36,7 @@ impl Supervisor {
                     "cannot recreate the run dir; stopping the tier",
                     json!({"run_dir": self.config.run_dir, "error": e}),
                 );
-                self.on_stop_signal();
+                self.on_stop_signal(false);
             }
         }
     }

@@ -1,7 +1,12 @@
-//! Graceful shutdown, in phases: nginx stops accepting and finishes what it
-//! accepted, then the workers finish and exit, then haproxy. Each phase has
-//! a deadline after which its processes are killed. A second stop signal
-//! kills everything at once.
+//! Graceful shutdown, in phases. On SIGTERM the tier first drains for
+//! `drain_seconds`: it serves every request as usual while `/health`
+//! answers 503, so load balancers and readiness probes take it out of
+//! rotation before anything is refused. Then nginx stops accepting and
+//! finishes what it accepted, then the workers finish and exit, then
+//! haproxy. Each phase has a deadline after which its processes are
+//! killed. A stop signal during the drain ends the drain; one during the
+//! stop kills everything at once. SIGINT (an operator at a terminal) skips
+//! the drain.
 //!
 //! [`begin`] and [`step`] decide (pure, unit-tested); `impl Supervisor`
 //! below carries the actions out.
@@ -115,9 +120,43 @@ impl Supervisor {
         }
     }
 
-    /// SIGTERM or SIGINT: the first starts a graceful shutdown, a second
-    /// one kills everything.
-    pub(super) fn on_stop_signal(&mut self) {
+    /// SIGTERM (`drain`) or SIGINT: the first starts draining (SIGTERM,
+    /// with a drain time) or a graceful stop; one during the drain starts
+    /// the stop; one during the stop kills everything.
+    pub(super) fn on_stop_signal(&mut self, drain: bool) {
+        let drain_for = self.config.drain();
+        if self.phase == Phase::Running
+            && self.drain_until.is_none()
+            && drain
+            && !drain_for.is_zero()
+        {
+            log::info(
+                "draining: /health answers 503 while every request is still served; stopping after",
+                json!({"drain_seconds": drain_for.as_secs()}),
+            );
+            self.drain_until = Some(Instant::now() + drain_for);
+            self.health.set_draining(true);
+            self.metrics.draining.set(1);
+            return;
+        }
+        if self.phase == Phase::Running && self.drain_until.is_some() {
+            log::info("stop signal while draining: stopping now", json!({}));
+        }
+        self.stop();
+    }
+
+    /// The drain is over: stop.
+    pub(super) fn drain_tick(&mut self, now: Instant) {
+        if self.drain_until.is_some_and(|until| now >= until) {
+            self.stop();
+        }
+    }
+
+    /// Starts the graceful stop (or, if it is under way, kills everything).
+    fn stop(&mut self) {
+        self.drain_until = None;
+        self.health.set_draining(true);
+        self.metrics.draining.set(1);
         if self.phase != Phase::Running {
             log::warn("second stop signal: killing everything", json!({}));
             self.act(Action::KillAll);

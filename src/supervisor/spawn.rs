@@ -148,6 +148,8 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
         "worker".into(),
         "--bundle".into(),
         bundle.js.clone().into(),
+        "--bundle-id".into(),
+        bundle.sha256.clone().into(),
         "--listen-fd".into(),
         LISTEN_FD.to_string().into(),
         "--slate-fd".into(),

@@ -197,6 +197,23 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// A failed request's kind (`X-Ssrd-Error`), checked against its text
+    /// body, which must be `Kind: what was wrong` and never JSON (so that
+    /// Hypernova's Ruby client falls back instead of blanking components).
+    pub fn error_kind(&self) -> String {
+        let kind = self
+            .header("x-ssrd-error")
+            .unwrap_or_else(|| panic!("no X-Ssrd-Error on {}: {}", self.status, self.text()))
+            .to_string();
+        let text = self.text();
+        assert!(
+            text.starts_with(&format!("{kind}: ")),
+            "body of a failed request: {text}"
+        );
+        assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+        kind
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
@@ -324,6 +341,24 @@ pub fn try_post(port: u16, path: &str, body: &[u8], timeout: Duration) -> Result
     parse_response(&buf).ok_or_else(|| format!("no HTTP response ({} bytes)", buf.len()))
 }
 
+/// GET `path`, with every failure returned rather than panicking.
+pub fn try_get(port: u16, path: &str, timeout: Duration) -> Result<Resp, String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.set_write_timeout(Some(timeout)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    stream
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("read: {e}"))?;
+    parse_response(&buf).ok_or_else(|| format!("no HTTP response ({} bytes)", buf.len()))
+}
+
 pub fn get(port: u16, path: &str) -> Resp {
     request(
         port,
@@ -387,6 +422,13 @@ impl Tier {
             .args(["--worker-base-port", &(base + 4).to_string()])
             .arg("--run-dir")
             .arg(run_dir)
+            // No drain before stopping unless a test asks for one: every
+            // test stops its tier with SIGTERM.
+            .args(if extra.contains(&"--drain-seconds") {
+                &[][..]
+            } else {
+                &["--drain-seconds", "0"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -533,6 +575,11 @@ impl Tier {
         get(self.metrics_port, "/metrics").text()
     }
 
+    /// The supervisor's exit code if it has exited (Some(None): by signal).
+    pub fn try_exit(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().expect("try_wait").map(|s| s.code())
+    }
+
     /// Waits for the supervisor to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
@@ -617,6 +664,18 @@ pub struct LoadStats {
 
 impl Load {
     pub fn start(port: u16, body: Vec<u8>, threads: usize) -> Load {
+        let always = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        Self::start_gated(port, body, threads, always)
+    }
+
+    /// Like `start`, but requests are only sent while `gate` is true (a
+    /// caller behind a load balancer that follows `/health`).
+    pub fn start_gated(
+        port: u16,
+        body: Vec<u8>,
+        threads: usize,
+        gate: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Load {
         let began = Instant::now();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shutting_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -626,9 +685,14 @@ impl Load {
                 let stop = stop.clone();
                 let shutting_down = shutting_down.clone();
                 let body = body.clone();
+                let gate = gate.clone();
                 std::thread::spawn(move || {
                     let mut s = LoadStats::default();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if !gate.load(std::sync::atomic::Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(5));
+                            continue;
+                        }
                         let closing = shutting_down.load(std::sync::atomic::Ordering::Relaxed);
                         let sent = Instant::now();
                         let answer = try_post(port, "/batch", &body, TIMEOUT);
@@ -804,5 +868,23 @@ pub fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) 
     while !done() {
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `child` to exit within `within` (killing it otherwise) and
+/// returns its output, read while it runs (a child blocked on a full pipe
+/// never exits).
+pub fn wait_output(child: Child, within: Duration) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            kill(pid as i64, "KILL");
+            panic!("process {pid} ran past {within:?}");
+        }
     }
 }

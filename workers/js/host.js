@@ -1,9 +1,14 @@
 // ssrd host script: runs once per isolate, before the bundle.
 //
 // 1. Installs the web APIs that server-side rendering code commonly touches,
-//    taken from deno_web (console, timers, URL, TextEncoder/TextDecoder,
-//    atob/btoa, structuredClone, performance, MessageChannel, events and
-//    AbortController). Nothing here reaches files, the network or processes.
+//    taken from deno_web (console, timers, URL, TextEncoder/TextDecoder and
+//    their streams, atob/btoa, structuredClone, performance, MessageChannel,
+//    events, AbortController, web streams), plus ssrd's own Headers/Request/
+//    Response (fetch_classes.js) and the little of Node that bundles built
+//    for it touch (`process.env`, `process.nextTick`, `setImmediate`, and a
+//    `require` that explains itself). docs/worker.md, "Web APIs and Node
+//    compatibility", says where each comes from. Nothing here reaches files,
+//    the network or processes.
 // 2. Defines the render glue the worker calls for every job. The glue is the
 //    whole bundle contract seen from the host: it calls
 //    `globalThis.ssrd.render(name, props, context)` and turns whatever comes
@@ -14,6 +19,7 @@
 //      - `{statusCode, error}`: a failed job, error serialised to JSON.
 //    A promise resolves to one of the same three.
 import { core, primordials } from "ext:core/mod.js";
+import { fetch, Headers, Request, Response } from "ext:ssrd_host/fetch_classes.js";
 
 const {
   ArrayIsArray,
@@ -23,10 +29,12 @@ const {
   JSONParse,
   JSONStringify,
   NumberIsInteger,
+  ObjectFreeze,
   ObjectDefineProperty,
   ObjectGetPrototypeOf,
   ObjectPrototypeIsPrototypeOf,
   ErrorPrototype,
+  queueMicrotask,
   RangeError,
   ReflectApply,
   SafeSet,
@@ -79,11 +87,27 @@ function setInterval(callback, delay = 0, ...args) {
   return id;
 }
 
+// Node's setImmediate: "soon, after what is already queued", which a
+// zero-delay timer is here (there is no I/O phase to run before). On the
+// same tracked timers, so it never outlives its job either.
+function setImmediate(callback, ...args) {
+  if (typeof callback !== "function") throw new TypeError("setImmediate: callback is not a function");
+  return setTimeout(callback, 0, ...args);
+}
+
+// Only a job's own channels are closed after it: one made while the bundle
+// loads is the bundle's lasting state (react-dom's server.browser build
+// keeps its scheduler on one), and closing it after the first job would
+// silently stop every later job's scheduled work.
+let inJob = false;
+
 class MessageChannel extends messagePort.MessageChannel {
   constructor() {
     super();
-    SetPrototypeAdd(jobPorts, this.port1);
-    SetPrototypeAdd(jobPorts, this.port2);
+    if (inJob) {
+      SetPrototypeAdd(jobPorts, this.port1);
+      SetPrototypeAdd(jobPorts, this.port2);
+    }
   }
 }
 
@@ -103,6 +127,7 @@ ObjectDefineProperty(abort.AbortSignal, "timeout", writable(abortSignalTimeout))
 // Called by the worker once a job's answer is in (under a short deadline of
 // its own: closing a port can run the bundle's message handlers).
 function afterJob() {
+  inJob = false;
   for (const id of new SafeSetIterator(jobTimers)) {
     ReflectApply(timers.clearTimeout, undefined, [id]);
   }
@@ -172,6 +197,42 @@ for (const ctor of [globalThis.ArrayBuffer, globalThis.SharedArrayBuffer]) {
   }
 }
 
+// --- Node ------------------------------------------------------------------
+
+// What bundles built for Node, or libraries written for it, reach for at
+// load and render time (measured on react-dom, react-router,
+// styled-components, Emotion, react-query, react-intl, react-helmet-async;
+// docs/worker.md, "Web APIs and Node compatibility"): `process.env.X`
+// reads guarded by `typeof process`, and `process.nextTick`. So `process`
+// is a frozen object with exactly that. No `version`, `versions` or
+// `platform`: code that finds `process.versions.node` decides it runs in
+// Node and requires Node's built-ins, which is the one thing a render
+// worker cannot give.
+function nodeProcess() {
+  function nextTick(callback, ...args) {
+    if (typeof callback !== "function") throw new TypeError("process.nextTick: callback is not a function");
+    // A microtask: it runs before the job's answer is read, within its
+    // deadline, never in a later job (the worker drains microtasks after
+    // every job).
+    queueMicrotask(() => ReflectApply(callback, undefined, args));
+  }
+  return ObjectFreeze({
+    env: ObjectFreeze({ NODE_ENV: "production" }),
+    nextTick,
+  });
+}
+
+// A bundle that still calls `require` (esbuild's "Dynamic require of ..."
+// shim calls this one when it exists) learns what to do about it.
+function require(specifier) {
+  throw new TypeError(
+    `require(${JSONStringify(String(specifier))}): the ssrd render worker is not Node and has no modules to load. ` +
+      "Bundle everything into the one script, built for the web rather than Node " +
+      '(esbuild: platform "neutral" with conditions ["edge-light", "workerd", "worker", "module"] and mainFields ["module", "main"]; ' +
+      'README, "The bundle contract"), and pass data in props.',
+  );
+}
+
 const globals = {
   console: new consoleMod.Console(printConsole),
   URL: url.URL,
@@ -193,17 +254,72 @@ const globals = {
   AbortSignal: abort.AbortSignal,
   MessageChannel,
   MessagePort: messagePort.MessagePort,
+  // (The web streams are installed below, on first use.)
+  TextEncoderStream: encoding.TextEncoderStream,
+  TextDecoderStream: encoding.TextDecoderStream,
+  // The fetch standard's classes, ssrd's own; fetch itself rejects.
+  Headers,
+  Request,
+  Response,
+  fetch,
+  // Node, the little bundles built for it touch (see below).
+  process: nodeProcess(),
+  setImmediate,
+  clearImmediate: timers.clearTimeout,
+  require,
 };
 for (const name in globals) {
   ObjectDefineProperty(globalThis, name, writable(globals[name]));
 }
+// Web streams (React's renderToReadableStream and prerender, Response
+// bodies) come from deno_web's 06_streams.js, a 200 KB script: evaluated
+// in every isolate it costs 1-2 MiB of heap and up to ~4 MiB of RSS per worker
+// (docs/worker.md), which bundles that only call renderToString would pay
+// for nothing. So each name starts as an accessor that evaluates the
+// script on first use and then turns every stream name into a plain data
+// property; assigning one first (a polyfill) simply replaces it. A
+// snapshot gets them evaluated (beforeSnapshot).
+const STREAM_GLOBALS = [
+  "ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader",
+  "ReadableStreamBYOBRequest", "ReadableStreamDefaultController",
+  "ReadableByteStreamController", "WritableStream", "WritableStreamDefaultWriter",
+  "WritableStreamDefaultController", "TransformStream",
+  "TransformStreamDefaultController", "ByteLengthQueuingStrategy",
+  "CountQueuingStrategy",
+];
+const lazyStreamGetters = new SafeSet();
+function installStreams() {
+  const streams = load("ext:deno_web/06_streams.js");
+  for (const name of STREAM_GLOBALS) {
+    const desc = primordials.ObjectGetOwnPropertyDescriptor(globalThis, name);
+    // Only names still holding their lazy accessor: not a bundle's own.
+    if (desc !== undefined && SetPrototypeHas(lazyStreamGetters, desc.get)) {
+      ObjectDefineProperty(globalThis, name, writable(streams[name]));
+    }
+  }
+  return streams;
+}
+for (const name of STREAM_GLOBALS) {
+  const get = () => installStreams()[name];
+  SetPrototypeAdd(lazyStreamGetters, get);
+  ObjectDefineProperty(globalThis, name, {
+    __proto__: null,
+    get,
+    set(value) {
+      ObjectDefineProperty(globalThis, name, writable(value));
+    },
+    enumerable: false,
+    configurable: true,
+  });
+}
+
 // Some libraries feature-detect `self` or `window` to pick a web build.
 ObjectDefineProperty(globalThis, "self", writable(globalThis));
 
 // --- errors ---------------------------------------------------------------
 
 // Hypernova's error shape: `stack` is the JS stack split at each "\n    ",
-// so frames read "at …". A thrown non-Error keeps the value as `message`.
+// so frames read "at ...". A thrown non-Error keeps the value as `message`.
 function describe(err) {
   if (err !== null && typeof err === "object" && ObjectPrototypeIsPrototypeOf(ErrorPrototype, err)) {
     const stack = typeof err.stack === "string" ? err.stack : `${err.name}: ${err.message}`;
@@ -240,6 +356,7 @@ function settle(out) {
 // JSON text (parsing it here is faster than converting through Rust);
 // `metadataJson` is the job's `metadata` or undefined.
 function renderJob(name, propsJson, metadataJson) {
+  inJob = true;
   let out;
   try {
     const api = globalThis.ssrd;
@@ -302,7 +419,7 @@ function warmupJobs() {
 // Only where overriding is common, and never `constructor` or `toString` on
 // Array, Promise, RegExp, Map or Set prototypes: V8 watches those (species
 // and iteration "protectors"), and an accessor there takes every
-// `map`/`then`/… off its fast path (measured: taming those cost 7 % of
+// `map`/`then`/... off its fast path (measured: taming those cost 7 % of
 // renders/s on the large batch and 13 % on the small one; this set costs
 // nothing measurable).
 const ERROR_PROTOTYPE_KEYS = ["constructor", "name", "message", "toString"];
@@ -404,6 +521,13 @@ function lockdown() {
   }
 }
 
+// Runs just before a snapshot is taken: what is loaded lazily must be in
+// it, because an isolate started from a snapshot cannot load deno_web's
+// scripts any more.
+function beforeSnapshot() {
+  installStreams();
+}
+
 // Runs after the isolate starts, snapshot or not: per-process state that a
 // snapshot must not freeze.
 function onStart() {
@@ -417,7 +541,7 @@ ObjectDefineProperty(
   "__ssrdHost",
   {
     __proto__: null,
-    value: { renderJob, checkContract, warmupJobs, onStart, afterJob, lockdown },
+    value: { renderJob, checkContract, warmupJobs, onStart, afterJob, lockdown, beforeSnapshot },
     enumerable: false,
     configurable: true,
   },

@@ -110,12 +110,18 @@ pub fn warm_up(engine: &mut Engine, rounds: u32, timeout: Duration) -> Result<()
     let jobs = engine.warmup_jobs()?;
     for _ in 0..rounds {
         for (name, props) in &jobs {
-            if let Err(e) = engine.render(name, props, None, timeout) {
-                return Err(Error::bundle(format!(
-                    "warm-up render of {name:?} failed: {}: {}",
-                    e.name,
-                    e.message_text()
-                )));
+            match engine.render(name, props, None, timeout) {
+                // Rendering nothing on the server is a choice (a
+                // client-only component), not a broken bundle.
+                Err(e) if e.failure == Some(crate::job::Failure::EmptyRender) => {}
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Error::bundle(format!(
+                        "warm-up render of {name:?} failed: {}: {}",
+                        e.name,
+                        e.message_text()
+                    )))
+                }
             }
         }
     }

@@ -76,6 +76,9 @@ pub struct WorkerConfig {
     pub rss_limit_bytes: u64,
     /// Whether requests share one isolate.
     pub isolation: Isolation,
+    /// SHA-256 (hex) of the bundle's source: shortened into `X-Ssrd-Bundle`
+    /// on every answer; empty: no header.
+    pub bundle_id: String,
 }
 
 impl WorkerConfig {
@@ -103,13 +106,20 @@ impl WorkerConfig {
             control: false,
             rss_limit_bytes: 0,
             isolation: Isolation::Shared,
+            bundle_id: String::new(),
         }
+    }
+
+    /// The first 12 hex digits of the bundle's hash, as headers show it.
+    pub fn bundle_short(&self) -> &str {
+        &self.bundle_id[..self.bundle_id.len().min(12)]
     }
 
     /// The settings `/stats` shows.
     pub fn settings(&self) -> serde_json::Value {
         serde_json::json!({
             "bundle": self.boot.bundle,
+            "bundle_sha256": self.bundle_id,
             "snapshot": self.boot.snapshot,
             "render_timeout_ms": self.boot.render_timeout.as_millis() as u64,
             "request_budget_ms": self.request_budget.as_millis() as u64,

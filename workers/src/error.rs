@@ -1,11 +1,20 @@
 //! One error type for the worker: a kind (what went wrong, which decides the
 //! HTTP status) plus a human-readable context (what exactly, for the caller).
 //!
-//! Batch-level failures are answered with the status of their kind and a JSON
-//! body shaped like a failed Hypernova batch:
-//! `{"success":false,"error":{"name","message","stack"},"results":{}}`.
+//! A failure of a whole request (not of one job) is answered with the status
+//! of its kind, the kind's name in the `X-Ssrd-Error` header (for ssrd's own
+//! clients and for scripts) and a one-line text body saying what was wrong
+//! (for people). The body is deliberately not JSON: Hypernova's Ruby client
+//! ignores the status and parses the body, and a JSON body without results
+//! would make it blank every component; text makes it raise, call
+//! `on_error` with the sentence, and fall back to client rendering, exactly
+//! as it does with Hypernova. nginx and haproxy answer their own failures
+//! in the same form (see nginx/ and haproxy/ templates, docs/protocol.md).
 
 use std::fmt;
+
+/// The response header naming the kind of a failed request.
+pub const ERROR_HEADER: &str = "x-ssrd-error";
 
 /// What kind of failure this is. Each kind maps to one HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +65,7 @@ impl ErrorKind {
         }
     }
 
-    /// The `error.name` callers see in JSON bodies.
+    /// The name callers see (`X-Ssrd-Error`, the text body, CLI JSON).
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::BadRequest => "BadRequest",
@@ -104,7 +113,13 @@ impl Error {
         Self::new(ErrorKind::Io, format!("{what}: {err}"))
     }
 
-    /// The JSON body for a failed batch (Hypernova's shape plus the error).
+    /// The text body of a failed request: `Name: what was wrong`.
+    pub fn to_text(&self) -> String {
+        format!("{}: {}\n", self.kind.name(), self.context)
+    }
+
+    /// The error as JSON, for the command line (`ssrd render`, start-up
+    /// failures): `{"success":false,"error":{"name","message","stack"}}`.
     pub fn to_json(&self) -> String {
         serde_json::json!({
             "success": false,
@@ -113,7 +128,6 @@ impl Error {
                 "message": self.context,
                 "stack": [],
             },
-            "results": {},
         })
         .to_string()
     }
@@ -140,7 +154,11 @@ mod tests {
         assert_eq!(v["success"], false);
         assert_eq!(v["error"]["name"], "PayloadTooLarge");
         assert_eq!(v["error"]["message"], "body is over 5242880 bytes");
-        assert_eq!(v["results"], serde_json::json!({}));
+        assert!(v.get("results").is_none());
         assert_eq!(err.kind.status(), 413);
+        assert_eq!(
+            err.to_text(),
+            "PayloadTooLarge: body is over 5242880 bytes\n"
+        );
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -52,6 +52,10 @@ pub struct HttpConfig {
     /// The worker's effective settings, shown at `/stats` so an operator
     /// (or a test) sees what the process actually runs with.
     pub settings: serde_json::Value,
+    /// The short hash of the bundle this process renders, sent on every
+    /// answer as `X-Ssrd-Bundle`: during a rolling deploy a caller (or an
+    /// operator with curl) sees which bundle rendered each page.
+    pub bundle_id: String,
 }
 
 impl Default for HttpConfig {
@@ -62,6 +66,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
             drain_timeout: Duration::from_secs(30),
             settings: serde_json::Value::Null,
+            bundle_id: String::new(),
         }
     }
 }
@@ -183,6 +188,11 @@ async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
+    }
+    if !ctx.config.bundle_id.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&ctx.config.bundle_id) {
+            response.headers_mut().insert("x-ssrd-bundle", v);
+        }
     }
     // A retiring worker renders nothing more: close the connection so the
     // caller's next request (or its retry of a 503) opens a new one, which
@@ -313,10 +323,11 @@ async fn render_one(
             r
         }
         Err(error) => {
+            // One job is the whole request here: its failure is answered
+            // like any failed request (status, X-Ssrd-Error, a sentence).
             let status =
                 StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = json!({"success": false, "error": error, "results": {}});
-            json_response(status, body.to_string())
+            text_error(status, &error.name, &error.message_text())
         }
     };
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
@@ -379,7 +390,10 @@ fn admit(ctx: &Ctx, route: &str, body: &[u8], origin: &Origin) -> Result<String>
     Ok(hash)
 }
 
-/// Reads the whole body within the size and time limits.
+/// Reads the whole body within the size and time limits. A body over the
+/// limit is still read (and dropped), up to [`DRAIN_LIMIT`], before the 413
+/// is sent: a client still writing its upload when the server closes gets a
+/// reset (EPIPE) instead of the status, and never learns why.
 async fn read_body(req: Request<Incoming>, ctx: &Ctx) -> Result<Bytes> {
     let max = ctx.config.max_body_bytes;
     let declared = req
@@ -387,21 +401,55 @@ async fn read_body(req: Request<Incoming>, ctx: &Ctx) -> Result<Bytes> {
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let deadline = tokio::time::Instant::now() + ctx.config.body_timeout;
+    let mut body = req.into_body();
     if declared.is_some_and(|n| n > max as u64) {
+        drain(&mut body, deadline).await;
         return Err(too_large(max));
     }
-    let limited = Limited::new(req.into_body(), max);
-    match tokio::time::timeout(ctx.config.body_timeout, limited.collect()).await {
-        Err(_) => Err(Error::new(
-            ErrorKind::RequestTimeout,
-            format!(
-                "the request body did not arrive within {} ms",
-                ctx.config.body_timeout.as_millis()
-            ),
-        )),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(max)),
-        Ok(Err(e)) => Err(Error::bad_request(format!("reading the request body: {e}"))),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    let mut collected = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::RequestTimeout,
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        ctx.config.body_timeout.as_millis()
+                    ),
+                ))
+            }
+            Ok(None) => return Ok(Bytes::from(collected)),
+            Ok(Some(Err(e))) => {
+                return Err(Error::bad_request(format!("reading the request body: {e}")))
+            }
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if collected.len() + data.len() > max {
+                    drain(&mut body, deadline).await;
+                    return Err(too_large(max));
+                }
+                collected.extend_from_slice(&data);
+            }
+        }
+    }
+}
+
+/// How much of an oversized body is read and dropped so that its sender
+/// sees the 413; past this the connection is closed mid-upload.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Reads and drops the rest of `body`, up to [`DRAIN_LIMIT`] bytes or the
+/// deadline, whichever comes first.
+async fn drain(body: &mut Incoming, deadline: tokio::time::Instant) {
+    let mut seen = 0usize;
+    while seen <= DRAIN_LIMIT {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 
@@ -463,9 +511,30 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
+/// A failed request: the status, the kind in `X-Ssrd-Error`, and a text
+/// body `Name: what was wrong` (error.rs says why it is not JSON).
+fn text_error(status: StatusCode, name: &str, message: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{name}: {message}\n"))));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(name) {
+        h.insert(crate::error::ERROR_HEADER, v);
+    }
+    r
+}
+
 fn error_response(e: &Error) -> Response<Body> {
     let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = json_response(status, e.to_json());
+    let mut r = text_error(status, e.kind.name(), &e.context);
+    if e.kind == ErrorKind::PayloadTooLarge {
+        // What is left of an upload past the drain limit is not read.
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if e.kind == ErrorKind::MethodNotAllowed {
         r.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));

@@ -28,6 +28,10 @@ pub enum Failure {
     HeapLimitExceeded,
     /// The answer (HTML and meta) is over the per-job size limit.
     AnswerTooLarge,
+    /// The component rendered no HTML at all (`""`). Hypernova fails such a
+    /// job, so its client inserts fallback markup and the browser renders
+    /// the component; a success with empty HTML would leave nothing there.
+    EmptyRender,
     /// The host glue misbehaved, or something believed impossible happened.
     InternalError,
 }
@@ -40,6 +44,7 @@ impl Failure {
             Failure::RenderTimeout => "RenderTimeout",
             Failure::HeapLimitExceeded => "HeapLimitExceeded",
             Failure::AnswerTooLarge => "AnswerTooLarge",
+            Failure::EmptyRender => "EmptyRender",
             Failure::InternalError => "InternalError",
         }
     }
@@ -51,6 +56,7 @@ impl Failure {
             Failure::RenderTimeout
             | Failure::HeapLimitExceeded
             | Failure::AnswerTooLarge
+            | Failure::EmptyRender
             | Failure::InternalError => 500,
         }
     }

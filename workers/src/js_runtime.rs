@@ -22,9 +22,11 @@ use crate::job::{Failure, JobError, Rendered};
 use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
 use crate::{memory, sandbox, web_apis};
 
-/// How long cleaning up after a job (cancelling its timers, closing its
-/// message ports) may take.
-const CLEAN_UP_TIMEOUT: Duration = Duration::from_millis(100);
+/// The least time cleaning up after a job (cancelling its timers, closing
+/// its message ports, running what that queues) is given, however much of
+/// the job's own deadline is left. Benign clean-up takes microseconds of
+/// CPU; this is for a process that the scheduler keeps waiting.
+const CLEAN_UP_MIN: Duration = Duration::from_millis(250);
 
 /// Sets V8 flags for this process (e.g. `--max-semi-space-size=32`). Must
 /// run before the first isolate is created; unknown flags are an error.
@@ -259,13 +261,23 @@ impl Engine {
         if fired || self.runtime.v8_isolate().is_execution_terminating() {
             self.runtime.v8_isolate().cancel_terminate_execution();
         }
-        // Timers and channels the job created are cancelled, under a short
-        // deadline of their own (closing a port can run the bundle's
-        // handlers); overrunning it is the job's doing too.
-        fired |= self.clean_up_after_job();
+        // Timers and channels the job created are cancelled within what is
+        // left of the job's deadline (at least CLEAN_UP_MIN: closing a port
+        // can run the bundle's handlers); overrunning it is the job's
+        // doing too.
+        let left = timeout.saturating_sub(started.elapsed()).max(CLEAN_UP_MIN);
+        let cleanup_fired = self.clean_up_after_job(left);
         if self.heap_exhausted.get() {
             return Err(heap_error());
         }
+        if cleanup_fired && !fired {
+            return Err(Failure::RenderTimeout.error(format!(
+                "the render's leftover work (timers, microtasks, message handlers) ran past the \
+                 job's {} ms limit and was stopped",
+                timeout.as_millis()
+            )));
+        }
+        fired |= cleanup_fired;
         match step {
             _ if fired => Err(timeout_error(timeout)),
             Step::Done(result) => result,
@@ -278,8 +290,8 @@ impl Engine {
 
     /// Runs the glue's `afterJob` and the microtasks it leaves; true if the
     /// watchdog had to end them.
-    fn clean_up_after_job(&mut self) -> bool {
-        let armed = self.watchdog.arm(CLEAN_UP_TIMEOUT, self.tag);
+    fn clean_up_after_job(&mut self, within: Duration) -> bool {
+        let armed = self.watchdog.arm(within, self.tag);
         {
             deno_core::scope!(scope, &mut self.runtime);
             let _ = sandbox::call_host(scope, "afterJob");
@@ -502,7 +514,7 @@ fn read_answer<'s>(
     max_bytes: usize,
 ) -> std::result::Result<Rendered, JobError> {
     if value.is_string() {
-        return Ok(Rendered {
+        return non_empty(Rendered {
             html: capped_string(scope, value, max_bytes)?,
             meta: None,
         });
@@ -516,7 +528,7 @@ fn read_answer<'s>(
             Some(meta) => Some(capped_string(scope, meta, max_bytes - html.len())?),
             None => None,
         };
-        return Ok(Rendered { html, meta });
+        return non_empty(Rendered { html, meta });
     }
     let status = get_prop(scope, obj, "statusCode")
         .and_then(|v| v.integer_value(scope))
@@ -535,6 +547,17 @@ fn read_answer<'s>(
     });
     error.status = status;
     Err(error)
+}
+
+/// Fails a render that produced no HTML, as Hypernova does (job.rs).
+fn non_empty(rendered: Rendered) -> std::result::Result<Rendered, JobError> {
+    if rendered.html.is_empty() {
+        return Err(Failure::EmptyRender.error(
+            "the component rendered no HTML (an empty string); like Hypernova, ssrd counts that \
+             as a failed job, so the caller inserts fallback markup and the browser renders it",
+        ));
+    }
+    Ok(rendered)
 }
 
 /// A JS string as Rust text, unless its UTF-8 form is over `max_bytes`: the

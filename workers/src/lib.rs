@@ -94,6 +94,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     };
     let mut http_config = config.http.clone();
     http_config.settings = config.settings();
+    http_config.bundle_id = config.bundle_short().to_string();
     // SAFETY: the supervisor hands the slate over for this process to own.
     let slate = match config.slate_fd {
         Some(fd) => unsafe { slate::Slate::from_fd(fd) },

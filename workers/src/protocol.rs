@@ -1,9 +1,11 @@
 //! The Hypernova `/batch` wire format (see `docs/protocol.md`).
 //!
-//! Parsing is strict about the envelope and lenient about jobs: a body that
-//! is not a JSON object of jobs fails the whole batch (400), while one bad job
-//! (not an object, no `name`, props that are not an object) fails only itself
-//! and the other jobs still render. Props (`data`) and `metadata` are kept as
+//! Parsing accepts what Hypernova accepts and is strict about the rest: the
+//! body is a JSON object of jobs, or an array of them (tokens "0", "1", …);
+//! anything else fails the whole batch (400). One bad job (not an object, no
+//! `name`) fails only itself and the other jobs still render. A job's `data`
+//! may be any JSON value (an object, as props usually are, but also an
+//! array, a string or a number): it is handed to the bundle as it is. Props (`data`) and `metadata` are kept as
 //! raw JSON text: Rust never builds a tree of them, V8 parses them once, and
 //! arbitrarily deep nesting inside them costs no Rust stack.
 
@@ -30,7 +32,7 @@ pub struct Job {
 pub struct JobSpec {
     /// The registered component name.
     pub name: String,
-    /// The props as raw JSON text; always an object (`{}` when absent).
+    /// The props as raw JSON text, any JSON value (`{}` when absent or null).
     pub props: Box<RawValue>,
     /// The job's opaque metadata as raw JSON text, when the caller sent any.
     pub metadata: Option<Box<RawValue>>,
@@ -83,7 +85,7 @@ pub fn parse_props(body: &[u8]) -> Result<Box<RawValue>> {
         return Ok(empty_props());
     }
     let raw: Box<RawValue> = serde_json::from_str(text).map_err(json_error)?;
-    check_props(raw).map_err(|e| Error::bad_request(e.message_text()))
+    Ok(check_props(raw))
 }
 
 fn utf8(body: &[u8]) -> Result<&str> {
@@ -110,36 +112,22 @@ fn empty_props() -> Box<RawValue> {
     RawValue::from_string("{}".to_string()).expect("{} is valid JSON")
 }
 
-/// Props must be a JSON object; `null` means no props.
-fn check_props(raw: Box<RawValue>) -> std::result::Result<Box<RawValue>, JobError> {
-    let text = raw.get();
-    match text.as_bytes().first() {
-        Some(b'{') => Ok(raw),
-        Some(b'n') => Ok(empty_props()),
-        _ => Err(Failure::BadRequest.error(format!(
-            "props must be a JSON object (or null); got {}",
-            json_type_name(text)
-        ))),
+/// Props are any JSON value, as in Hypernova; `null` means no props.
+fn check_props(raw: Box<RawValue>) -> Box<RawValue> {
+    if raw.get() == "null" {
+        empty_props()
+    } else {
+        raw
     }
 }
 
-fn json_type_name(text: &str) -> &'static str {
-    match text.as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't') | Some(b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    }
-}
-
-/// The batch envelope: an object of jobs, kept in document order.
+/// The batch envelope: an object of jobs kept in document order, or an
+/// array of jobs (Hypernova's server takes one too: tokens are the indexes).
 struct BatchWire(Vec<Job>);
 
 impl<'de> Deserialize<'de> for BatchWire {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_map(BatchVisitor)
+        d.deserialize_any(BatchVisitor)
     }
 }
 
@@ -149,7 +137,19 @@ impl<'de> Visitor<'de> for BatchVisitor {
     type Value = BatchWire;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object mapping job tokens to jobs")
+        f.write_str("a JSON object mapping job tokens to jobs (or an array of jobs)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<BatchWire, A::Error> {
+        let mut jobs: Vec<Job> = Vec::new();
+        while let Some(entry) = seq.next_element::<JobWire>()? {
+            let token = jobs.len().to_string();
+            jobs.push(Job {
+                spec: entry.into_spec(&token),
+                token,
+            });
+        }
+        Ok(BatchWire(jobs))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<BatchWire, A::Error> {
@@ -213,16 +213,7 @@ impl JobWire {
                 )))
             }
         };
-        let props = match data {
-            None => empty_props(),
-            Some(raw) => check_props(raw).map_err(|mut e| {
-                e.message = Box::new(serde_json::Value::String(format!(
-                    "job {token:?}: \"data\" {}",
-                    e.message_text().trim_start_matches("props ")
-                )));
-                e
-            })?,
-        };
+        let props = data.map(check_props).unwrap_or_else(empty_props);
         let metadata = metadata.filter(|m| m.get() != "null");
         Ok(JobSpec {
             name,
@@ -402,7 +393,8 @@ mod tests {
     #[test]
     fn envelope_errors_fail_the_batch() {
         for (body, needle) in [
-            (&b"[1,2]"[..], "expected a JSON object"),
+            (&b"5"[..], "expected a JSON object"),
+            (b"\"jobs\"", "expected a JSON object"),
             (b"{\"0\":", "not valid JSON"),
             (b"", "empty"),
             (b"\xff\xfe", "not valid UTF-8"),
@@ -418,7 +410,7 @@ mod tests {
     #[test]
     fn bad_jobs_fail_alone() {
         let jobs = parse_batch(
-            br#"{"0":"x","1":{"data":{}},"2":{"name":5},"3":{"name":"A","data":[1]},"4":{"name":"A"}}"#,
+            br#"{"0":"x","1":{"data":{}},"2":{"name":5},"3":[{"name":"A"}],"4":{"name":"A"}}"#,
         )
         .unwrap();
         let msgs: Vec<String> = jobs
@@ -429,12 +421,29 @@ mod tests {
         assert!(msgs[0].contains("must be an object"), "{}", msgs[0]);
         assert!(msgs[1].contains("has no \"name\""), "{}", msgs[1]);
         assert!(msgs[2].contains("must be a string"), "{}", msgs[2]);
-        assert!(msgs[3].contains("must be a JSON object"), "{}", msgs[3]);
+        assert!(msgs[3].contains("must be an object"), "{}", msgs[3]);
         assert!(jobs[4].spec.is_ok());
         assert!(jobs
             .iter()
             .take(4)
             .all(|j| j.spec.as_ref().unwrap_err().status == 400));
+    }
+
+    #[test]
+    fn data_of_any_json_type_and_array_bodies_are_accepted_as_in_hypernova() {
+        let jobs = parse_batch(
+            br#"[{"name":"A","data":"text"},{"name":"B","data":[1,2]},{"name":"C","data":7},{"name":"D","data":null},{"name":"E"}]"#,
+        )
+        .unwrap();
+        let tokens: Vec<&str> = jobs.iter().map(|j| j.token.as_str()).collect();
+        assert_eq!(tokens, ["0", "1", "2", "3", "4"]);
+        let props: Vec<&str> = jobs.iter().map(|j| spec(j).props.get()).collect();
+        assert_eq!(props, [r#""text""#, "[1,2]", "7", "{}", "{}"]);
+        assert_eq!(
+            parse_props(br#""just text""#).unwrap().get(),
+            r#""just text""#
+        );
+        assert_eq!(parse_batch(b"[]").unwrap().len(), 0);
     }
 
     #[test]
@@ -448,8 +457,9 @@ mod tests {
         let outside = format!(r#"{{"0":{{"name":{deep}}}}}"#);
         let err = parse_batch(outside.as_bytes()).unwrap_err();
         assert!(err.context.contains("nested too deeply"), "{}", err.context);
-        let top = deep.clone();
-        assert_eq!(parse_batch(top.as_bytes()).unwrap_err().kind.status(), 400);
+        // A deep array is a batch (as in Hypernova) whose one job fails.
+        let jobs = parse_batch(deep.as_bytes()).unwrap();
+        assert_eq!(jobs[0].spec.as_ref().unwrap_err().status, 400);
     }
 
     #[test]

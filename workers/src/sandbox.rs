@@ -37,11 +37,16 @@ const SEALED: [(&str, &str); 3] = [
 /// aborts the process; raw resource reads and writes; imports and code
 /// evaluation outside the bundle; promise hooks; memory and resource
 /// introspection), deno_core's test ops, and deno_web state shared across
-/// isolates in one process (blob URLs), none of which ssrd exposes.
+/// isolates in one process (blob URLs), none of which ssrd exposes. The web
+/// streams ssrd offers are plain JS streams: the resource-backed fast paths
+/// (`op_read_all`, `op_write_all`, `op_pipe`) have no resource to work on.
 const DISABLED_OPS: &[&str] = &[
     "op_panic",
     "op_read",
     "op_write",
+    "op_read_all",
+    "op_write_all",
+    "op_pipe",
     "op_read_sync",
     "op_write_sync",
     "op_shutdown",
@@ -70,10 +75,12 @@ const DISABLED_OPS: &[&str] = &[
 
 /// Families of ops disabled the same way: Web Locks and BroadcastChannel
 /// (process-wide state shared between isolates), leak tracing and wasm
-/// streaming (host-side machinery).
+/// streaming (host-side machinery), and turning a JS stream into a host
+/// resource (deno_web's fetch and server plumbing; nothing in ssrd reads one).
 const DISABLED_PREFIXES: &[&str] = &[
     "op_lock_manager_",
     "op_broadcast_",
+    "op_readable_stream_resource_",
     "op_leak_tracing_",
     "op_wasm_streaming_",
 ];

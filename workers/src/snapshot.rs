@@ -55,6 +55,13 @@ pub fn create(bundle: &Bundle) -> Result<Vec<u8>> {
     if !problem.is_empty() {
         return Err(Error::bundle(format!("{}: {problem}", bundle.name)));
     }
+    // What the host loads lazily goes in now: an isolate started from the
+    // snapshot cannot load deno_web's scripts.
+    {
+        deno_core::scope!(scope, &mut runtime);
+        sandbox::call_host(scope, "beforeSnapshot")
+            .map_err(|e| Error::new(ErrorKind::Snapshot, format!("preparing the snapshot: {e}")))?;
+    }
     // The sealed internals stay in their private slots in the snapshot;
     // sandbox::restore_for_startup hands deno_core `Deno.core` at start.
     Ok(runtime.snapshot().into_vec())
@@ -105,12 +112,14 @@ pub fn load_or_build(path: &Path, bundle: &Bundle) -> Result<(&'static [u8], Ori
     Ok((Box::leak(blob.into_boxed_slice()), origin))
 }
 
-/// Identifies what a snapshot was built from: the bundle, the host script
+/// Identifies what a snapshot was built from: the bundle, the host scripts
 /// baked into it, and the binary's versions.
 fn key(bundle: &Bundle) -> u64 {
     let mut h = Fnv1a::new();
     h.write(bundle.code.as_bytes());
-    h.write(include_str!("../js/host.js").as_bytes());
+    for source in web_apis::HOST_SOURCES {
+        h.write(source.as_bytes());
+    }
     h.write(env!("CARGO_PKG_VERSION").as_bytes());
     h.write(deno_core::v8::VERSION_STRING.as_bytes());
     h.0
