@@ -471,6 +471,25 @@ fn random_bodies_never_get_anything_but_protocol_answers() {
     assert!(w.alive());
 }
 
+/// The worker's Intl comes from ICU 77 (CLDR 47, deno_core_icudata 0.77):
+/// this pins it, so a dependency upgrade that changes what pages print
+/// fails here and docs/worker.md ("Intl and ICU") gets updated with it.
+#[test]
+fn intl_formats_with_the_documented_icu_data() {
+    let w = Worker::start(&common::fixture("icu.js"), &[]);
+    let render = |locale: &str| -> Value {
+        let v = w.batch(&json!({"0": {"name": "Intl", "data": {
+            "locale": locale, "timeZone": "America/New_York"}}}));
+        serde_json::from_str(v["results"]["0"]["html"].as_str().unwrap()).unwrap()
+    };
+    // ICU 78 (Node 20.20's) prints "AM 10:30 미 동부 표준시".
+    assert_eq!(render("ko-KR")["formatted"], "오전 10:30 북미 동부 표준시");
+    assert_eq!(
+        render("en-US")["formatted"],
+        "10:30 AM Eastern Standard Time"
+    );
+}
+
 #[test]
 fn web_apis_work_with_and_without_a_snapshot() {
     let dir = common::tempdir("webapis");

@@ -2,13 +2,14 @@
 //!
 //! Routes:
 //! - `POST /batch`: Hypernova's batch protocol (protocol.md);
-//! - `POST /render/{name}`: props as the body, HTML back (`text/html`), or a
-//!   JSON error with the job's status;
+//! - `POST /render/{name}`: props as the body, HTML back (`text/html`), or
+//!   the job's status with `X-Ssrd-Error` and a line of text;
 //! - `GET /health`: 200 while the worker takes work;
 //! - `GET /stats`: counters, heap and RSS as JSON, for operators.
 //!
-//! Every phase is bounded: header read, body read, and the wait for the
-//! render thread. Bodies over the limit get 413 before they are read.
+//! Every phase is bounded: header read, body read (body.rs), and the wait
+//! for the render thread. A failed request is answered in one form for
+//! every route (error.rs says which and why).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -229,7 +230,7 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
 
 async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
     let with_markup = wants_markup(&req);
-    let body = read_body(req, ctx).await?;
+    let body = crate::body::read(req, &ctx.config).await?;
     let hash = admit(ctx, "/batch", &body, &origin)?;
     let jobs = protocol::parse_batch(&body)?;
     drop(body);
@@ -276,7 +277,7 @@ async fn render_one(
         ));
     }
     let with_markup = wants_markup(&req);
-    let body = read_body(req, ctx).await?;
+    let body = crate::body::read(req, &ctx.config).await?;
     let hash = admit(ctx, &format!("/render/{name}"), &body, &origin)?;
     let props = protocol::parse_props(&body)?;
     drop(body);
@@ -388,76 +389,6 @@ fn admit(ctx: &Ctx, route: &str, body: &[u8], origin: &Origin) -> Result<String>
         ));
     }
     Ok(hash)
-}
-
-/// Reads the whole body within the size and time limits. A body over the
-/// limit is still read (and dropped), up to [`DRAIN_LIMIT`], before the 413
-/// is sent: a client still writing its upload when the server closes gets a
-/// reset (EPIPE) instead of the status, and never learns why.
-async fn read_body(req: Request<Incoming>, ctx: &Ctx) -> Result<Bytes> {
-    let max = ctx.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let deadline = tokio::time::Instant::now() + ctx.config.body_timeout;
-    let mut body = req.into_body();
-    if declared.is_some_and(|n| n > max as u64) {
-        drain(&mut body, deadline).await;
-        return Err(too_large(max));
-    }
-    let mut collected = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    loop {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::RequestTimeout,
-                    format!(
-                        "the request body did not arrive within {} ms",
-                        ctx.config.body_timeout.as_millis()
-                    ),
-                ))
-            }
-            Ok(None) => return Ok(Bytes::from(collected)),
-            Ok(Some(Err(e))) => {
-                return Err(Error::bad_request(format!("reading the request body: {e}")))
-            }
-            Ok(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if collected.len() + data.len() > max {
-                    drain(&mut body, deadline).await;
-                    return Err(too_large(max));
-                }
-                collected.extend_from_slice(&data);
-            }
-        }
-    }
-}
-
-/// How much of an oversized body is read and dropped so that its sender
-/// sees the 413; past this the connection is closed mid-upload.
-const DRAIN_LIMIT: usize = 64 << 20;
-
-/// Reads and drops the rest of `body`, up to [`DRAIN_LIMIT`] bytes or the
-/// deadline, whichever comes first.
-async fn drain(body: &mut Incoming, deadline: tokio::time::Instant) {
-    let mut seen = 0usize;
-    while seen <= DRAIN_LIMIT {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
-            _ => return,
-        }
-    }
-}
-
-fn too_large(max: usize) -> Error {
-    Error::new(
-        ErrorKind::PayloadTooLarge,
-        format!("request body is over the {max} byte limit"),
-    )
 }
 
 fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> Response<Body> {

@@ -20,7 +20,8 @@
 //! - [`watchdog`]: ends renders that run past their deadline;
 //! - [`snapshot`]: V8 startup snapshots of the evaluated bundle;
 //! - [`renderer`]: the render thread and its queue (mutual exclusion);
-//! - [`http`]: the HTTP/1.1 server (hyper) and its routes;
+//! - [`http`]: the HTTP/1.1 server (hyper) and its routes; [`body`]: reading
+//!   a request body within its limits;
 //! - [`protocol`]: Hypernova's `/batch` wire format;
 //! - [`markup`]: Hypernova's placement markup (server HTML or fallback);
 //! - [`events`]: the supervisor contract: event lines and exit codes;
@@ -31,6 +32,7 @@
 //!
 //! [`run`] ties them together for `ssrd worker`.
 
+pub mod body;
 pub mod boot;
 pub mod config;
 pub mod defaults;
