@@ -6,18 +6,20 @@
 
 use crate::config::Config;
 use crate::error::{Result, UpError};
+use crate::supervisor::hangups::HangupTarget;
 
 const NGINX: &str = include_str!("../nginx/nginx.conf.tmpl");
 const HAPROXY: &str = include_str!("../haproxy/haproxy.cfg.tmpl");
 
-/// The nginx config, for an open-file limit of `nofile`.
-pub fn nginx(config: &Config, nofile: u64) -> Result<String> {
+/// The nginx config, for an open-file limit of `nofile`, reporting callers
+/// that hang up to `hangup`.
+pub fn nginx(config: &Config, nofile: u64, hangup: &HangupTarget) -> Result<String> {
     let run_dir = config.run_dir.display().to_string();
     let ms = |n: u64| format!("{n}ms");
     let access_log = if config.access_log {
-        format!("{run_dir}/nginx-access.log ssrd buffer=64k flush=1s")
+        format!("access_log {run_dir}/nginx-access.log ssrd buffer=64k flush=1s;")
     } else {
-        "off".to_string()
+        "# No access log (access_log = false).".to_string()
     };
     let body = format!("{}m", config.max_body_mb);
     fill(
@@ -34,9 +36,10 @@ pub fn nginx(config: &Config, nofile: u64) -> Result<String> {
             ("body_buffer", body),
             ("client_timeout", ms(config.client_timeout_ms)),
             ("upstream_timeout", ms(config.upstream_timeout_ms)),
-            ("queue_timeout", ms(config.queue_timeout_ms)),
             ("health_addr", config.health_addr().to_string()),
             ("access_log", access_log),
+            ("hangup_port", hangup.port.to_string()),
+            ("hangup_secret", hangup.secret.clone()),
         ],
     )
 }
@@ -119,7 +122,11 @@ mod tests {
             workers: 3,
             ..Config::default()
         };
-        let n = nginx(&c, 20_000).unwrap();
+        let hangup = HangupTarget {
+            port: 9,
+            secret: "s".into(),
+        };
+        let n = nginx(&c, 20_000, &hangup).unwrap();
         let h = haproxy(&c, &[true]).unwrap();
         assert!(!n.contains("{{") && !h.contains("{{"));
         assert!(h.contains("server w1 127.0.0.1:9002 maxconn 1\n"));

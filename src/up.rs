@@ -22,6 +22,7 @@ use crate::bundle_store::{BundleStore, Stored};
 use crate::config::Config;
 use crate::error::{Result, UpError};
 use crate::leftovers::{self, RunLock};
+use crate::supervisor::hangups::{HangupFeed, HangupTarget};
 use crate::supervisor::haproxy_api::HaproxyApi;
 use crate::supervisor::health::Health;
 use crate::supervisor::listeners::Listeners;
@@ -49,8 +50,9 @@ fn start(mut config: Config) -> Result<i32> {
     leftovers::clear(&config.run_dir);
     preflight::ports_free(&config)?;
     let listeners = Listeners::bind(&config)?;
+    let hangups = HangupFeed::bind()?;
     let nofile = raise_nofile();
-    write_configs(&config, nofile)?;
+    write_configs(&config, nofile, &hangups.target)?;
     check_configs(&config)?;
     let mut store = BundleStore::new(&config.run_dir);
     if !config.bundle.is_file() {
@@ -69,7 +71,7 @@ fn start(mut config: Config) -> Result<i32> {
     )
     .map_err(|e| UpError::setup(format!("writing {}: {e}", config.pid_file().display())))?;
     let pid_file = config.pid_file();
-    let code = run(config, exe, listeners, store, lock);
+    let code = run(config, exe, listeners, hangups, store, lock);
     let _ = std::fs::remove_file(pid_file);
     code
 }
@@ -99,6 +101,7 @@ fn run(
     config: Config,
     exe: PathBuf,
     listeners: Listeners,
+    hangups: HangupFeed,
     store: BundleStore,
     lock: RunLock,
 ) -> Result<i32> {
@@ -121,6 +124,8 @@ fn run(
                     config.metrics_host, config.metrics_port
                 ))
             })?;
+        let hangup = hangups.target.clone();
+        hangups.forward(tx.clone())?;
         let api = HaproxyApi::new();
         tokio::spawn(metrics::serve(
             listener,
@@ -142,6 +147,7 @@ fn run(
             tx,
             metrics,
             health,
+            hangup,
         };
         Ok(Supervisor::new(config, parts).run(rx).await)
     })
@@ -168,8 +174,8 @@ pub fn current_nofile() -> u64 {
 
 /// Writes nginx's config, and haproxy's with every worker out of rotation
 /// (the supervisor rewrites it at every haproxy start).
-pub fn write_configs(config: &Config, nofile: u64) -> Result<()> {
-    let nginx = templates::nginx(config, nofile)?;
+pub fn write_configs(config: &Config, nofile: u64, hangup: &HangupTarget) -> Result<()> {
+    let nginx = templates::nginx(config, nofile, hangup)?;
     rundir::subdir(&config.run_dir, "nginx")?;
     write(config, "nginx.conf", &nginx)?;
     write_haproxy_config(config, &[])
@@ -219,7 +225,9 @@ pub fn check_configs(config: &Config) -> Result<()> {
 pub fn print_config(mut config: Config, check: bool) -> Result<()> {
     config.run_dir = absolute(&config.run_dir);
     let nofile = current_nofile();
-    let nginx = templates::nginx(&config, nofile)?;
+    // A real port (nginx -t checks it), bound only while printing.
+    let hangups = HangupFeed::bind()?;
+    let nginx = templates::nginx(&config, nofile, &hangups.target)?;
     let haproxy = templates::haproxy(&config, &[])?;
     println!("# ---- {}/nginx.conf ----", config.run_dir.display());
     println!("{nginx}");
@@ -229,7 +237,7 @@ pub fn print_config(mut config: Config, check: bool) -> Result<()> {
         config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
         config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
         rundir::prepare(&config.run_dir)?;
-        write_configs(&config, nofile)?;
+        write_configs(&config, nofile, &hangups.target)?;
         check_configs(&config)?;
         eprintln!("nginx -t and haproxy -c accept both configs");
     }

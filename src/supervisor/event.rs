@@ -10,4 +10,6 @@ pub enum Event {
     /// A line a worker wrote to stdout (its contract: events.rs in the
     /// worker crate), with the slot and process it came from.
     Line { slot: usize, pid: Pid, line: String },
+    /// nginx reported that the caller of this request hung up (hangups.rs).
+    HungUp(String),
 }

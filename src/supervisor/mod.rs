@@ -17,6 +17,7 @@
 //! - `restart.rs`: backoff for crash loops; `reason.rs`: restart reasons;
 //! - `shutdown.rs`: draining, then the phases of a graceful stop;
 //! - `health.rs`: the tier's `/health` (rotation, draining, bundle);
+//! - `hangups.rs`: callers that hung up (nginx's 499s), cancelled in workers;
 //! - `telemetry.rs` + `metrics.rs`: events → Prometheus, `/metrics`;
 //! - `spawn.rs`, `signals.rs`, `event.rs`: processes, signals, the channel;
 //! - `haproxy_api.rs`: haproxy's runtime API; `announce.rs`: the ready line.
@@ -24,6 +25,7 @@
 mod announce;
 mod aux;
 mod event;
+pub mod hangups;
 pub mod haproxy_api;
 pub mod health;
 pub mod listeners;
@@ -82,6 +84,8 @@ pub struct Supervisor {
     metrics: Arc<Metrics>,
     /// What `/health` says; published after every event.
     health: Arc<health::Health>,
+    /// Where nginx reports callers that hang up (its config names it).
+    hangup: hangups::HangupTarget,
     /// A stop signal arrived: the tier drains (serving, /health 503) until
     /// then, and stops after.
     drain_until: Option<Instant>,
@@ -138,6 +142,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// `/health` (shared with the metrics server).
     pub health: Arc<health::Health>,
+    /// Where nginx reports callers that hang up (for rewriting its config).
+    pub hangup: hangups::HangupTarget,
 }
 
 impl Supervisor {
@@ -158,6 +164,7 @@ impl Supervisor {
             tx: parts.tx,
             metrics: parts.metrics,
             health: parts.health,
+            hangup: parts.hangup,
             drain_until: None,
             policy,
             jitter: Jitter::from_clock(),
@@ -202,6 +209,7 @@ impl Supervisor {
                 event = rx.recv() => match event {
                     Some(Event::Signal(sig)) => self.on_signal(sig).await,
                     Some(Event::Line { slot, pid, line }) => self.on_line(slot, pid, &line).await,
+                    Some(Event::HungUp(id)) => self.on_hung_up(id),
                     None => break,
                 },
                 _ = tick.tick() => self.on_tick().await,

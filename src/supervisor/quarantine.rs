@@ -118,7 +118,7 @@ fn control_line(hash: &str, seconds: u64) -> String {
 
 /// Writes a control line to a worker's stdin; never blocks (the pipe is
 /// non-blocking): a worker that does not read misses it.
-fn send(stdin: Option<&mut std::process::ChildStdin>, line: &str) {
+pub(super) fn send(stdin: Option<&mut std::process::ChildStdin>, line: &str) {
     if let Some(stdin) = stdin {
         let _ = stdin.write_all(line.as_bytes());
     }

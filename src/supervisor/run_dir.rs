@@ -45,7 +45,8 @@ impl Supervisor {
         let dir = self.config.run_dir.clone();
         rundir::prepare(&dir).map_err(|e| e.context)?;
         self.lock = leftovers::lock(&dir).map_err(|e| e.context)?;
-        up::write_configs(&self.config, up::current_nofile()).map_err(|e| e.context)?;
+        up::write_configs(&self.config, up::current_nofile(), &self.hangup)
+            .map_err(|e| e.context)?;
         let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
         up::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
         rundir::write_file(

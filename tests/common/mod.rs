@@ -721,8 +721,18 @@ impl Load {
                                 {
                                     s.ok += 1
                                 }
-                                _ => s.fail(format!(
-                                    "failed job: {}",
+                                Ok(v) => {
+                                    let bad = v["results"]
+                                        .as_object()
+                                        .and_then(|m| {
+                                            m.values().find(|j| j["success"] != true).cloned()
+                                        })
+                                        .map(|j| format!("{} {}", j["name"], j["error"]))
+                                        .unwrap_or_default();
+                                    s.fail(format!("failed job: {bad}"))
+                                }
+                                Err(_) => s.fail(format!(
+                                    "not JSON: {}",
                                     r.text().chars().take(300).collect::<String>()
                                 )),
                             },

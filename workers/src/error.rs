@@ -33,6 +33,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The request crashed workers before and is refused for a while.
     Quarantined,
+    /// The caller hung up before the answer (nginx's 499; no one reads it).
+    Abandoned,
     /// The JS bundle failed to load, evaluate or honour the contract.
     Bundle,
     /// A snapshot could not be created, read or written.
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unavailable => 503,
             ErrorKind::Quarantined => 500,
+            ErrorKind::Abandoned => 499,
             ErrorKind::Bundle
             | ErrorKind::Snapshot
             | ErrorKind::Io
@@ -75,6 +78,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "MethodNotAllowed",
             ErrorKind::Unavailable => "Unavailable",
             ErrorKind::Quarantined => "Quarantined",
+            ErrorKind::Abandoned => "Abandoned",
             ErrorKind::Bundle => "BundleError",
             ErrorKind::Snapshot => "SnapshotError",
             ErrorKind::Io => "IoError",

@@ -70,6 +70,8 @@ pub struct Quarantined {
 pub enum Control {
     /// Refuse requests with this hash for this long: they crashed workers.
     Quarantine { hash: String, seconds: u64 },
+    /// The caller of request `id` hung up: stop rendering it (hangups.rs).
+    Cancel { id: String },
 }
 
 /// The ready line.

@@ -31,6 +31,7 @@ use serde_json::json;
 use crate::defaults;
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, Event, EventSink, Outcome};
+use crate::hangups::Hangups;
 use crate::log;
 use crate::markup;
 use crate::procfs;
@@ -78,6 +79,8 @@ struct Ctx {
     queue: RenderQueue,
     /// Requests refused unrendered (they crashed workers).
     quarantine: Quarantine,
+    /// Callers that hung up, as the supervisor reports them.
+    hangups: Hangups,
     /// Reports quarantined requests to the supervisor.
     events: EventSink,
     /// Limits.
@@ -96,6 +99,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     queue: RenderQueue,
     quarantine: Quarantine,
+    hangups: Hangups,
     events: EventSink,
     config: HttpConfig,
     shutdown: impl Future<Output = ()>,
@@ -105,6 +109,7 @@ pub async fn serve(
     let ctx = Arc::new(Ctx {
         queue,
         quarantine,
+        hangups,
         events,
         config,
         started: Instant::now(),
@@ -246,7 +251,7 @@ async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
             .collect()
     });
     let request_id = origin.request_id.clone();
-    let mut reply = ctx.queue.render(jobs, origin, hash).await?;
+    let mut reply = render(ctx, jobs, origin, hash).await?;
     log_failures(&request_id, &reply.results);
     if let Some(props) = markup_props {
         for (result, props) in reply.results.iter_mut().zip(props) {
@@ -291,7 +296,7 @@ async fn render_one(
         }),
     };
     let request_id = origin.request_id.clone();
-    let reply = ctx.queue.render(vec![job], origin, hash).await?;
+    let reply = render(ctx, vec![job], origin, hash).await?;
     log_failures(&request_id, &reply.results);
     let mut result =
         reply.results.into_iter().next().ok_or_else(|| {
@@ -333,6 +338,25 @@ async fn render_one(
     };
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
     Ok(response)
+}
+
+/// Renders on the render thread, unless the caller hangs up first (the
+/// supervisor says so, hangups.rs): then the render is dropped, which stops
+/// it, and the answer goes to no one.
+async fn render(
+    ctx: &Ctx,
+    jobs: Vec<Job>,
+    origin: Origin,
+    hash: String,
+) -> Result<crate::renderer::Reply> {
+    let watch = ctx.hangups.watch(&origin.request_id);
+    tokio::select! {
+        reply = ctx.queue.render(jobs, origin, hash) => reply,
+        () = watch.hung_up() => Err(Error::new(
+            ErrorKind::Abandoned,
+            "the caller hung up before the answer; the render was stopped",
+        )),
+    }
 }
 
 /// `?markup=1`: also answer Hypernova placement markup (see markup.rs).

@@ -28,6 +28,8 @@
 //! - [`procfs`]: what the process reads about itself (RSS);
 //! - [`slate`]: names the request in flight, for the supervisor;
 //!   [`quarantine`]: requests refused because they crashed workers;
+//!   [`hangups`]: callers that went away, as the supervisor reports them;
+//!   [`control`]: the supervisor's control lines on stdin;
 //! - [`error`], [`log`]: one error type; JSON-lines logs.
 //!
 //! [`run`] ties them together for `ssrd worker`.
@@ -35,9 +37,11 @@
 pub mod body;
 pub mod boot;
 pub mod config;
+pub mod control;
 pub mod defaults;
 pub mod error;
 pub mod events;
+pub mod hangups;
 pub mod http;
 pub mod job;
 pub mod js_runtime;
@@ -103,8 +107,9 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
         None => slate::Slate::default(),
     };
     let quarantine = quarantine::Quarantine::default();
+    let hangups = hangups::Hangups::default();
     if config.control {
-        quarantine.follow_stdin();
+        control::follow_stdin(quarantine.clone(), hangups.clone());
     }
     let limits = renderer::RequestLimits {
         budget: config.request_budget,
@@ -180,7 +185,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
                 }
             }
         };
-        http::serve(listener, queue, quarantine, events, http_config, stop).await;
+        http::serve(listener, queue, quarantine, hangups, events, http_config, stop).await;
         match retire_rx.await {
             Ok(reason) => reason.exit_code(),
             Err(_) => exit_code::OK,

@@ -4,12 +4,8 @@
 //! clear error instead of taking down another process.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use crate::events::Control;
-use crate::log;
 
 /// The quarantined request hashes and until when. Cheap to clone.
 #[derive(Clone, Default)]
@@ -31,28 +27,6 @@ impl Quarantine {
     pub fn add(&self, hash: String, duration: Duration) {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(hash, Instant::now() + duration);
-    }
-
-    /// Applies control lines from stdin (the supervisor's pipe) on a thread
-    /// of its own, until stdin closes.
-    pub fn follow_stdin(&self) {
-        let q = self.clone();
-        let _ = std::thread::Builder::new()
-            .name("ssrd-control".into())
-            .spawn(move || {
-                for line in std::io::stdin().lock().lines() {
-                    let Ok(line) = line else { return };
-                    match serde_json::from_str::<Control>(&line) {
-                        Ok(Control::Quarantine { hash, seconds }) => {
-                            q.add(hash, Duration::from_secs(seconds));
-                        }
-                        Err(e) => log::warn(
-                            "unreadable control line",
-                            serde_json::json!({"line": line, "error": e.to_string()}),
-                        ),
-                    }
-                }
-            });
     }
 }
 
