@@ -30,7 +30,7 @@ pub struct BundleId {
 impl BundleId {
     /// The first 12 hex digits: what headers and logs show.
     pub fn short(&self) -> &str {
-        &self.sha256[..self.sha256.len().min(12)]
+        ssrd_worker::config::short_hash(&self.sha256)
     }
 }
 

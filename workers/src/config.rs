@@ -112,7 +112,7 @@ impl WorkerConfig {
 
     /// The first 12 hex digits of the bundle's hash, as headers show it.
     pub fn bundle_short(&self) -> &str {
-        &self.bundle_id[..self.bundle_id.len().min(12)]
+        short_hash(&self.bundle_id)
     }
 
     /// The settings `/stats` shows.
@@ -135,4 +135,10 @@ impl WorkerConfig {
             "v8_flags": self.v8_flags,
         })
     }
+}
+
+/// A bundle hash as headers, `/health` and metrics labels show it: its
+/// first 12 hex digits (the supervisor uses the same).
+pub fn short_hash(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(12)]
 }

@@ -55,9 +55,10 @@ pub struct HttpConfig {
     /// (or a test) sees what the process actually runs with.
     pub settings: serde_json::Value,
     /// The short hash of the bundle this process renders, sent on every
-    /// answer as `X-Ssrd-Bundle`: during a rolling deploy a caller (or an
-    /// operator with curl) sees which bundle rendered each page.
-    pub bundle_id: String,
+    /// answer as `X-Ssrd-Bundle` (made once, not per answer): during a
+    /// rolling deploy a caller (or an operator with curl) sees which bundle
+    /// rendered each page.
+    pub bundle_header: Option<HeaderValue>,
 }
 
 impl Default for HttpConfig {
@@ -68,7 +69,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
             drain_timeout: Duration::from_secs(30),
             settings: serde_json::Value::Null,
-            bundle_id: String::new(),
+            bundle_header: None,
         }
     }
 }
@@ -195,10 +196,8 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    if !ctx.config.bundle_id.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&ctx.config.bundle_id) {
-            response.headers_mut().insert("x-ssrd-bundle", v);
-        }
+    if let Some(v) = &ctx.config.bundle_header {
+        response.headers_mut().insert("x-ssrd-bundle", v.clone());
     }
     // A retiring worker renders nothing more: close the connection so the
     // caller's next request (or its retry of a 503) opens a new one, which

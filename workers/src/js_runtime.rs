@@ -6,10 +6,7 @@
 //! instead of V8's fatal out-of-memory abort. It is not `Send`: it lives on
 //! the render thread for its whole life.
 //!
-//! One concept, one file (about 600 lines, half of them the careful paths
-//! of a render: the deadline, the heap guard, promises, clean-up): splitting
-//! it would scatter the invariants that keep one job from leaking into the
-//! next.
+//! What the glue hands back is turned into a job's outcome in answer.rs.
 //!
 //! The Rust side knows nothing about React. It calls the host glue from
 //! `js/host.js`, which calls `globalThis.ssrd.render(name, props, context)`.
@@ -25,7 +22,7 @@ use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::{Failure, JobError, Rendered};
 use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
-use crate::{memory, sandbox, web_apis};
+use crate::{answer, memory, sandbox, web_apis};
 
 /// The least time cleaning up after a job (cancelling its timers, closing
 /// its message ports, running what that queues) is given, however much of
@@ -382,7 +379,7 @@ impl Engine {
         let recv = v8::undefined(tc).into();
         match f.call(tc, recv, &[name_v.into(), props_v.into(), meta_v]) {
             Some(v) if v.is_promise() => Step::Pending(v8::Global::new(tc, v)),
-            Some(v) => Step::Done(read_answer(tc, v, self.max_answer_bytes)),
+            Some(v) => Step::Done(answer::read(tc, v, self.max_answer_bytes)),
             None if tc.has_terminated() || tc.is_execution_terminating() => Step::Terminated,
             None => {
                 let msg = tc
@@ -430,7 +427,7 @@ impl Engine {
             Ok(Ok(value)) => {
                 deno_core::scope!(scope, &mut self.runtime);
                 let value = v8::Local::new(scope, value);
-                Step::Done(read_answer(scope, value, max_answer_bytes))
+                Step::Done(answer::read(scope, value, max_answer_bytes))
             }
             Ok(Err(_)) if self.runtime.v8_isolate().is_execution_terminating() => Step::Terminated,
             Ok(Err(e)) => {
@@ -500,93 +497,6 @@ fn get_function<'s>(
     let key = v8::String::new(scope, name)?;
     let f: v8::Local<v8::Function> = obj.get(scope, key.into())?.try_into().ok()?;
     Some(v8::Global::new(scope, f))
-}
-
-fn get_prop<'s>(
-    scope: &v8::PinScope<'s, '_>,
-    obj: v8::Local<'s, v8::Object>,
-    name: &str,
-) -> Option<v8::Local<'s, v8::Value>> {
-    let key = v8::String::new(scope, name)?;
-    obj.get(scope, key.into())
-}
-
-/// Reads the glue's answer: a string (HTML), `{html, meta}` or
-/// `{statusCode, error}` (see js/host.js).
-fn read_answer<'s>(
-    scope: &v8::PinScope<'s, '_>,
-    value: v8::Local<'s, v8::Value>,
-    max_bytes: usize,
-) -> std::result::Result<Rendered, JobError> {
-    if value.is_string() {
-        return non_empty(Rendered {
-            html: capped_string(scope, value, max_bytes)?,
-            meta: None,
-        });
-    }
-    let Ok(obj) = v8::Local::<v8::Object>::try_from(value) else {
-        return Err(Failure::InternalError.error("render glue returned a non-object"));
-    };
-    if let Some(html) = get_prop(scope, obj, "html").filter(|v| v.is_string()) {
-        let html = capped_string(scope, html, max_bytes)?;
-        let meta = match get_prop(scope, obj, "meta").filter(|v| v.is_string()) {
-            Some(meta) => Some(capped_string(scope, meta, max_bytes - html.len())?),
-            None => None,
-        };
-        return non_empty(Rendered { html, meta });
-    }
-    let status = get_prop(scope, obj, "statusCode")
-        .and_then(|v| v.integer_value(scope))
-        .and_then(|n| u16::try_from(n).ok())
-        .unwrap_or(500);
-    let error_json = get_prop(scope, obj, "error")
-        .filter(|v| v.is_string())
-        .map(|v| v.to_rust_string_lossy(scope))
-        .unwrap_or_default();
-    let mut error = serde_json::from_str::<JobError>(&error_json).unwrap_or_else(|_| {
-        JobError::new(
-            500,
-            "Error",
-            format!("unreadable error from the bundle: {error_json}"),
-        )
-    });
-    error.status = status;
-    Err(error)
-}
-
-/// Fails a render that produced no HTML, as Hypernova does (job.rs).
-fn non_empty(rendered: Rendered) -> std::result::Result<Rendered, JobError> {
-    if rendered.html.is_empty() {
-        return Err(Failure::EmptyRender.error(
-            "the component rendered no HTML (an empty string); like Hypernova, ssrd counts that \
-             as a failed job, so the caller inserts fallback markup and the browser renders it",
-        ));
-    }
-    Ok(rendered)
-}
-
-/// A JS string as Rust text, unless its UTF-8 form is over `max_bytes`: the
-/// answer of one job is capped, so a render cannot make the worker copy
-/// hundreds of megabytes into a response.
-fn capped_string(
-    scope: &v8::PinScope<'_, '_>,
-    value: v8::Local<'_, v8::Value>,
-    max_bytes: usize,
-) -> std::result::Result<String, JobError> {
-    let Ok(s) = v8::Local::<v8::String>::try_from(value) else {
-        return Err(Failure::InternalError.error("render glue returned a non-string"));
-    };
-    // Each UTF-16 unit is 1 to 3 UTF-8 bytes: count exactly only when the
-    // quick bounds cannot decide.
-    let units = s.length();
-    let too_big = units > max_bytes
-        || (units.saturating_mul(3) > max_bytes && s.utf8_length(scope) > max_bytes);
-    if too_big {
-        return Err(Failure::AnswerTooLarge.error(format!(
-            "the render returned more than the {max_bytes}-byte limit of one job's answer (--max-html-mb)"
-        )));
-    }
-    Ok(s.to_rust_string_lossy(scope))
 }
 
 fn timeout_error(timeout: Duration) -> JobError {

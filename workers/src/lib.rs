@@ -20,6 +20,7 @@
 //! - [`watchdog`]: ends renders that run past their deadline;
 //! - [`snapshot`]: V8 startup snapshots of the evaluated bundle;
 //! - [`renderer`]: the render thread and its queue (mutual exclusion);
+//! - [`answer`]: what a render returned, read into the job's outcome;
 //! - [`http`]: the HTTP/1.1 server (hyper) and its routes; [`body`]: reading
 //!   a request body within its limits;
 //! - [`protocol`]: Hypernova's `/batch` wire format;
@@ -34,6 +35,7 @@
 //!
 //! [`run`] ties them together for `ssrd worker`.
 
+pub mod answer;
 pub mod body;
 pub mod boot;
 pub mod config;
@@ -100,7 +102,9 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     };
     let mut http_config = config.http.clone();
     http_config.settings = config.settings();
-    http_config.bundle_id = config.bundle_short().to_string();
+    http_config.bundle_header = Some(config.bundle_short())
+        .filter(|id| !id.is_empty())
+        .and_then(|id| hyper::header::HeaderValue::from_str(id).ok());
     // SAFETY: the supervisor hands the slate over for this process to own.
     let slate = match config.slate_fd {
         Some(fd) => unsafe { slate::Slate::from_fd(fd) },
