@@ -1,5 +1,5 @@
-//! The unchanged Hypernova Ruby client (hypernova-ruby 2.0.0, from
-//! `../shared/peers/hypernova-ruby`, with its default timeouts) against the
+//! The unchanged Hypernova Ruby client (hypernova-ruby 2.0.0, its `lib/`
+//! named by `HYPERNOVA_RUBY_LIB`, with its default timeouts) against the
 //! whole tier: for every way a render or a request can fail, every
 //! component of the page ends as server HTML or as the gem's fallback
 //! markup (never missing), and the app's `on_error` hears of each failure.
@@ -17,19 +17,19 @@ use std::time::{Duration, Instant};
 use common::{fixture, Tier};
 use serde_json::{json, Value};
 
-/// Where the gem is, or None (then the tests say so and pass) when this
-/// checkout has no `../shared` beside it and CI did not require it.
+/// Where the gem is (`HYPERNOVA_RUBY_LIB`, which .ci/run sets), or None
+/// (then the tests say so and pass) unless CI requires it
+/// (`SSRD_REQUIRE_PEERS`).
 fn gem_lib() -> Option<std::path::PathBuf> {
-    let lib = common::root().join("../shared/peers/hypernova-ruby/lib");
-    if lib.join("hypernova.rb").exists() {
+    let lib = std::env::var_os("HYPERNOVA_RUBY_LIB").map(std::path::PathBuf::from);
+    if let Some(lib) = lib.filter(|l| l.join("hypernova.rb").exists()) {
         return Some(lib);
     }
     assert!(
         std::env::var_os("SSRD_REQUIRE_PEERS").is_none(),
-        "SSRD_REQUIRE_PEERS is set but {} is missing",
-        lib.display()
+        "SSRD_REQUIRE_PEERS is set but HYPERNOVA_RUBY_LIB names no hypernova gem"
     );
-    eprintln!("skipped: no hypernova-ruby at {}", lib.display());
+    eprintln!("skipped: set HYPERNOVA_RUBY_LIB to the hypernova gem's lib/ to run this");
     None
 }
 

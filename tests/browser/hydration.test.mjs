@@ -9,14 +9,12 @@
 //   cd tests/browser && npm ci && npm test
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+import { freePort, start, stopAll } from "./harness.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../..");
@@ -27,38 +25,10 @@ const ARTIFACTS = process.env.SSRD_ARTIFACTS || path.join(ROOT, "target/browser-
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const hypernova = createRequire(import.meta.url)("hypernova");
 
-const children = [];
 let browser;
 let worker; // { port }
 let caller; // caller in front of the live worker
 let deadCaller; // caller in front of a port where nothing listens
-
-/** Spawns a process and waits (bounded) for its first stdout line, as JSON. */
-function start(cmd, args, env = {}) {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(proc);
-  const stderr = [];
-  proc.stderr.on("data", (d) => stderr.push(d.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} not ready in 30 s: ${stderr.join("")}`)), 30_000);
-    const lines = createInterface({ input: proc.stdout });
-    lines.once("line", (line) => {
-      clearTimeout(timer);
-      resolve({ proc, ready: JSON.parse(line), stderr });
-    });
-    proc.once("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${stderr.join("")}`)));
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startCaller(ssrdPort) {
   const { ready } = await start("ruby", [CALLER], {
@@ -116,7 +86,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const c of children) c.kill("SIGKILL");
+  stopAll();
 });
 
 test("SSR path: HTML arrives rendered, hydrates without warnings, then handles clicks", async () => {

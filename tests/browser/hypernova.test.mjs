@@ -1,6 +1,6 @@
 // An unchanged Hypernova app in a real browser, served through ssrd
-// (docs/hypernova.md): the Rails-side hypernova-ruby gem, unchanged (loaded
-// from ../shared/peers/hypernova-ruby), builds the page from ssrd's renders
+// (docs/hypernova.md): the Rails-side hypernova-ruby gem, unchanged (its
+// lib/ named by HYPERNOVA_RUBY_LIB), builds the page from ssrd's renders
 // of tests/hypernova-app, whose sources are bundled with
 // js-bundle/hypernova's esbuild recipe; Debian's Chromium runs the app's
 // client bundle. Proves: the gem inserts ssrd's HTML as it is, it hydrates
@@ -13,13 +13,17 @@
 // ruby-faraday). Run from .ci/run, or: cd tests/browser && npm ci && npm test
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { createInterface } from "node:readline";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { freePort, start, stopAll } from "./harness.mjs";
+
+// Without the gem these tests are skipped, unless CI requires them.
+const GEM = process.env.HYPERNOVA_RUBY_LIB;
+const SKIP = GEM && existsSync(path.join(GEM, "hypernova.rb")) ? false : "set HYPERNOVA_RUBY_LIB to the hypernova gem's lib/";
+if (SKIP && process.env.SSRD_REQUIRE_PEERS) throw new Error("SSRD_REQUIRE_PEERS is set but HYPERNOVA_RUBY_LIB names no hypernova gem");
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../..");
@@ -30,38 +34,10 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // The app's bundles, built for this run only (inside the app, see build.mjs).
 const BUILD = path.join(APP, "dist", `browser-${process.pid}`);
 
-const children = [];
 let browser;
 let worker; // { port }
 let page; // the Rails-style page in front of ssrd
 let deadPage; // the same page where nothing listens for the gem
-
-/** Spawns a process and waits (bounded) for its first stdout line, as JSON. */
-function start(cmd, args, env = {}) {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(proc);
-  const stderr = [];
-  proc.stderr.on("data", (d) => stderr.push(d.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} not ready in 30 s: ${stderr.join("")}`)), 30_000);
-    const lines = createInterface({ input: proc.stdout });
-    lines.once("line", (line) => {
-      clearTimeout(timer);
-      resolve({ proc, ready: JSON.parse(line), stderr });
-    });
-    proc.once("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${stderr.join("")}`)));
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startPage(hypernovaPort) {
   const { ready } = await start("ruby", [path.join(APP, "rails_page.rb")], {
@@ -105,6 +81,7 @@ async function placementsDom(tab) {
 }
 
 before(async () => {
+  if (SKIP) return;
   mkdirSync(ARTIFACTS, { recursive: true });
   assert.ok(existsSync(path.join(APP, "node_modules/hypernova-react")), "run npm ci in tests/hypernova-app");
   execFileSync("node", ["build.mjs", path.relative(APP, BUILD)], { cwd: APP, stdio: "inherit" });
@@ -143,11 +120,11 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const c of children) c.kill("SIGKILL");
+  stopAll();
   rmSync(BUILD, { recursive: true, force: true });
 });
 
-test("the gem embeds ssrd's render as it is; it hydrates without warnings, then handles clicks", async () => {
+test("the gem embeds ssrd's render as it is; it hydrates without warnings, then handles clicks", { skip: SKIP }, async () => {
   const raw = await fetchText(page.url());
   assert.equal(raw.status, 200);
   // hypernova-react's placement markup, from ssrd, inserted by the gem.
@@ -184,7 +161,7 @@ test("the gem embeds ssrd's render as it is; it hydrates without warnings, then 
   await context.close();
 });
 
-test("props cannot end the script element: they render as text and hydrate", async () => {
+test("props cannot end the script element: they render as text and hydrate", { skip: SKIP }, async () => {
   const payload = "</script ><script>window.__pwned=1</script>";
   const { tab, context, messages } = await open(page.url(`?name=${encodeURIComponent(payload)}`));
   assert.equal(await tab.evaluate(() => window.__pwned), undefined, "script from props ran");
@@ -195,7 +172,7 @@ test("props cannot end the script element: they render as text and hydrate", asy
   await context.close();
 });
 
-test("ssrd down: the gem falls back to its blank markup and the browser renders the same DOM", async () => {
+test("ssrd down: the gem falls back to its blank markup and the browser renders the same DOM", { skip: SKIP }, async () => {
   const ssr = await open(page.url());
   const ssrDom = await placementsDom(ssr.tab);
   await ssr.context.close();

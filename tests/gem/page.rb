@@ -4,7 +4,7 @@
 # Rails controller does, and prints what the page ended up with, for
 # tests/hypernova_gem.rs.
 #
-#   HYPERNOVA_RUBY_LIB=../shared/peers/hypernova-ruby/lib \
+#   HYPERNOVA_RUBY_LIB=/path/to/hypernova-2.0.0/lib \
 #     ruby tests/gem/page.rb < spec.json
 #
 # spec.json: {"port": 9000, "components": [{"name": "...", "data": {...}}],

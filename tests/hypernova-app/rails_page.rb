@@ -9,8 +9,8 @@
 #
 #   HYPERNOVA_PORT=9000 CLIENT_JS=dist/client.js PORT=0 ruby rails_page.rb
 #
-# HYPERNOVA_RUBY_LIB: the gem's lib folder (default: ../shared/peers/
-# hypernova-ruby/lib beside this checkout). Needs Faraday (Debian:
+# HYPERNOVA_RUBY_LIB: the gem's lib folder (.ci/run sets it). Needs
+# Faraday (Debian:
 # ruby-faraday). Prints one JSON line, {"ready":true,"port":N}, when it
 # listens; then serves GET / (the page; ?name= sets Greeting's name) and
 # GET /client.js.
@@ -21,7 +21,7 @@ require "securerandom" # the gem's BlankRenderer uses it without requiring it
 require "socket"
 require "uri"
 
-$LOAD_PATH.unshift(ENV.fetch("HYPERNOVA_RUBY_LIB", File.expand_path("../../../shared/peers/hypernova-ruby/lib", __dir__)))
+$LOAD_PATH.unshift(ENV.fetch("HYPERNOVA_RUBY_LIB"))
 require "hypernova"
 require "hypernova/controller_helpers"
 
