@@ -152,8 +152,9 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub control: bool,
     /// Retire (exit 76) after a request that left the process's resident
-    /// memory above this many MiB; 0 = never.
-    #[arg(long, default_value_t = 0)]
+    /// memory above this many MiB; a render that takes it a quarter past
+    /// this is stopped at once (MemoryLimitExceeded). 0 = never.
+    #[arg(long, default_value_t = defaults::RSS_LIMIT_MB)]
     pub rss_limit_mb: u64,
 }
 
@@ -241,6 +242,7 @@ impl EngineArgs {
             max_answer_bytes: (self.max_html_mb as usize) << 20,
             render_timeout: Duration::from_millis(self.render_timeout_ms),
             warmup_rounds,
+            memory_guard_bytes: 0,
         }
     }
 }
@@ -260,6 +262,7 @@ impl WorkerArgs {
         c.slate_fd = self.slate_fd;
         c.control = self.control;
         c.rss_limit_bytes = self.rss_limit_mb << 20;
+        c.boot.memory_guard_bytes = defaults::memory_guard_bytes(c.rss_limit_bytes);
         c.isolation = self.engine.isolation;
         c.bundle_id = self
             .bundle_id

@@ -289,3 +289,191 @@ fn in_request_isolation_callers_share_no_js_state() {
     assert_eq!(stats["settings"]["isolation"], "request");
     assert_eq!(stats["requests"], 4);
 }
+
+// --- the second pass (issue 16, items 3, 4 and 6) ---------------------------
+
+/// Renders `Async` (a 5 ms timer) `n` times: each must answer at once.
+fn async_jobs_are_unharmed(w: &Worker, n: usize, after: &str) {
+    for _ in 0..n {
+        let started = Instant::now();
+        let r = render(w, "Async", json!({}));
+        assert_eq!(r["html"], "<p>async</p>", "after {after}: {r}");
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "after {after}: leftover work ran in a later job ({:?})",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn leftovers_that_v8_schedules_itself_never_run_during_another_job() {
+    let w = Worker::start(&fixture("hostile.js"), &["--render-timeout-ms", "1000"]);
+    // FinalizationRegistry callbacks (5 of 400 ms each), once their
+    // targets are garbage and collected.
+    assert_eq!(html(&w, "Finalizers", json!({"busyMs": 400})), "registered");
+    html(&w, "Garbage", json!({"mb": 64}));
+    async_jobs_are_unharmed(&w, 5, "FinalizationRegistry");
+    // Atomics.waitAsync's continuation (after 50 ms): not available.
+    let wait = render(&w, "WaitAsync", json!({"ms": 50, "busyMs": 400}));
+    assert_eq!(wait["error"]["name"], "TypeError", "{wait}");
+    std::thread::sleep(Duration::from_millis(100));
+    async_jobs_are_unharmed(&w, 2, "Atomics.waitAsync");
+    // The reason of an unhandled rejection is not read: neither a `stack`
+    // getter nor a proxy runs when the host logs it.
+    assert_eq!(html(&w, "StackGetter", json!({"busyMs": 400})), "rejected");
+    async_jobs_are_unharmed(&w, 3, "a stack getter");
+    assert_eq!(html(&w, "ProxyRejection", json!({})), "rejected");
+    async_jobs_are_unharmed(&w, 3, "a proxy rejection");
+    // Asynchronous WebAssembly compiles finish within the job that asked
+    // (and are billed to it), never in the next one.
+    let started = Instant::now();
+    assert_eq!(
+        html(&w, "WasmCompileLater", json!({"busyMs": 100})),
+        "compiling"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "billed to its own job"
+    );
+    async_jobs_are_unharmed(&w, 3, "WebAssembly.compile");
+    assert_eq!(html(&w, "WasmCompiles", json!({})), "<p>42</p>");
+    let logged = w
+        .stderr_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "unhandled promise rejection in the bundle")
+        .map(|v| v["text"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        logged.contains(&"an Error: nobody handles this".to_string()),
+        "{logged:?}"
+    );
+    assert!(logged.contains(&"a Proxy".to_string()), "{logged:?}");
+}
+
+#[test]
+fn memory_outside_the_heap_counts_against_one_budget() {
+    let mut w = Worker::start(
+        &fixture("hostile.js"),
+        &["--heap-limit-mb", "64", "--render-timeout-ms", "3000"],
+    );
+    let pid = w.pid();
+    let before = rss_mb(pid);
+    // 8 of each, 16 MiB apiece, kept: the 64 MiB budget stops each kind
+    // with a RangeError long before 8 (what a kind holds is charged until
+    // it is garbage, and the kept ones never are).
+    for (name, props) in [
+        ("Resizables", json!({"count": 8, "mb": 16})),
+        ("Growables", json!({"count": 8, "mb": 16})),
+        ("WasmMemories", json!({"count": 8, "pages": 256})),
+        ("WasmGrow", json!({"count": 8, "pages": 256})),
+    ] {
+        let out = html(&w, name, props);
+        let made: u32 = out.split(' ').next().unwrap().parse().unwrap();
+        assert!(made < 4, "{name}: {out}");
+        assert!(out.ends_with("RangeError"), "{name}: {out}");
+    }
+    let after = rss_mb(pid);
+    assert!(after < before + 128, "RSS {before} MB -> {after} MB");
+    let stats = w.get("/stats").json();
+    assert!(
+        stats["heap"]["buffers"].as_u64().unwrap() <= 64 << 20,
+        "{stats}"
+    );
+    assert!(w.alive());
+    // Tables grown until the heap is gone: the documented answer and exit,
+    // never V8's fatal abort.
+    let tables = render(&w, "WasmTables", json!({"count": 1000, "size": 1_000_000}));
+    assert_eq!(tables["error"]["name"], "HeapLimitExceeded", "{tables}");
+    assert_eq!(w.wait_exit(), Some(75));
+}
+
+#[test]
+fn wasm_tables_that_exhaust_the_heap_end_as_heap_limit_exceeded_every_time() {
+    for attempt in 0..5 {
+        let mut w = Worker::start(&fixture("hostile.js"), &["--heap-limit-mb", "64"]);
+        // One table past the cap is refused outright...
+        let big = html(&w, "WasmTables", json!({"count": 1, "size": 10_000_000}));
+        assert_eq!(big, "0 RangeError", "attempt {attempt}");
+        // ...and many within it exhaust the heap as a failed job.
+        let r = w.post(
+            "/batch",
+            json!({"0": {"name": "WasmTables", "data": {"count": 1000, "size": 1_000_000}}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "attempt {attempt}: {}", r.text());
+        let name = r.json()["results"]["0"]["error"]["name"].clone();
+        assert_eq!(name, "HeapLimitExceeded", "attempt {attempt}");
+        assert_eq!(w.wait_exit(), Some(75), "attempt {attempt}");
+    }
+}
+
+#[test]
+fn a_standalone_worker_watches_its_resident_memory_while_it_renders() {
+    // The default limit is on (1024 MiB), and a render that takes the
+    // process past it is stopped, answered MemoryLimitExceeded, and the
+    // worker retires (exit 76). Memory grown from inside WebAssembly code
+    // is invisible to the budget: this render grows a memory through
+    // an exported `grow` from Wasm itself, in steps, touching every page.
+    let defaults = Worker::start(&fixture("hostile.js"), &[]);
+    assert_eq!(
+        defaults.get("/stats").json()["settings"]["rss_limit_mb"],
+        1024
+    );
+    drop(defaults);
+    let mut w = Worker::start(
+        &fixture("hostile.js"),
+        &[
+            "--rss-limit-mb",
+            "200",
+            "--heap-limit-mb",
+            "1024",
+            "--render-timeout-ms",
+            "5000",
+        ],
+    );
+    let r = render(&w, "WasmSelfGrow", json!({"pages": 160, "steps": 60}));
+    assert_eq!(r["error"]["name"], "MemoryLimitExceeded", "{r}");
+    assert_eq!(w.wait_exit(), Some(76));
+}
+
+#[test]
+fn what_one_caller_leaves_in_built_in_state_the_next_cannot_read() {
+    let w = Worker::start(&fixture("hostile.js"), &[]);
+    // RegExp's legacy statics hold the last match: emptied after each job.
+    html(&w, "RegexSecret", json!({"secret": "hunter2"}));
+    let peek: Value = serde_json::from_str(&html(&w, "RegexPeek", json!({}))).unwrap();
+    for (k, v) in peek.as_object().unwrap() {
+        assert!(
+            !v.as_str().unwrap().contains("hunter2"),
+            "RegExp.{k}: {peek}"
+        );
+    }
+    // The performance timeline: cleared after each job.
+    html(&w, "Marks", json!({"secret": "hunter2"}));
+    assert_eq!(html(&w, "PeekMarks", json!({})), "[]");
+    // Web API prototypes and namespaces, and the globals naming them.
+    html(&w, "PollutePrototypes", json!({"secret": "hunter2"}));
+    let peek: Value = serde_json::from_str(&html(&w, "PeekPrototypes", json!({}))).unwrap();
+    assert_eq!(
+        peek,
+        json!({"url": null, "decode": "hi", "headers": "1", "eventTarget": null, "wasm": null,
+               "urlName": "URL", "consoleLogKept": true, "nowKept": true, "timeout": "object"}),
+        "{peek}"
+    );
+}
+
+#[test]
+fn a_walk_of_every_global_and_prototype_finds_nothing_a_job_could_change() {
+    let dir = common::tempdir("sandbox-walk");
+    let snap = dir.join("hostile.snap");
+    for extra in [vec![], vec!["--snapshot", snap.to_str().unwrap()]] {
+        let w = Worker::start(&fixture("hostile.js"), &extra);
+        // The web streams load on first use: walked after they did too.
+        let report: Value = serde_json::from_str(&html(&w, "MutableWalk", json!({}))).unwrap();
+        assert!(report["objects"].as_u64().unwrap() > 1000, "{report}");
+        assert_eq!(report["found"], json!([]), "{report}");
+    }
+}

@@ -147,7 +147,7 @@ impl Metrics {
         .expect("metric definition");
         let quarantined = IntCounter::new(
             "ssrd_quarantined_requests_total",
-            "Requests quarantined because they crashed two workers.",
+            "Requests quarantined because they crashed two workers or kept running to their deadline.",
         )
         .expect("metric definition");
         let quarantine_refusals = IntCounter::new(

@@ -1,4 +1,7 @@
-//! Poison requests: one whose render crashes its worker. nginx retries a
+//! Poison requests: one whose render crashes its worker, or one that keeps
+//! running to its deadline.
+//!
+//! Crashes: nginx retries a
 //! request that was in flight when its worker died, once, on another
 //! worker, with the same request id; if it crashes that one too, its
 //! content (route and body hash) is quarantined: every worker answers it at
@@ -11,8 +14,19 @@
 //! and two deaths count only when they were the same request, retried.
 //!
 //! The supervisor learns which request was in flight from the dead
-//! worker's slate (workers/src/slate.rs). [`Strikes`] decides (pure,
-//! unit-tested); `impl Supervisor` reads slates and tells the workers.
+//! worker's slate (workers/src/slate.rs).
+//!
+//! Deadlines: a request whose render the watchdog had to end
+//! (`RenderTimeout`) cost a worker its whole render timeout, and a loop
+//! does that every time. The same content timing out [`TIMEOUT_STRIKES`]
+//! times within [`TIMEOUT_WINDOW`] (from any callers: a render that ends at
+//! its deadline is no outside accident) is quarantined the same way: it
+//! then costs no worker anything, and its pages fall back to the browser as
+//! they were doing anyway. The worker names each request's content in its
+//! request event.
+//!
+//! [`Strikes`] decides (pure, unit-tested); `impl Supervisor` reads slates
+//! and events and tells the workers.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -28,6 +42,13 @@ use super::Supervisor;
 const WINDOW: Duration = Duration::from_secs(600);
 /// Crashes that quarantine a request.
 const STRIKES: u32 = 2;
+/// Timeouts of the same content within this window add up.
+pub const TIMEOUT_WINDOW: Duration = Duration::from_secs(60);
+/// Timeouts that quarantine a content.
+pub const TIMEOUT_STRIKES: u32 = 3;
+/// Contents whose timeouts are counted at most (then forgotten at once):
+/// the count itself is bounded, whatever callers send.
+const TIMEOUT_KINDS: usize = 4096;
 
 /// Which requests crashed workers, and which contents are quarantined.
 #[derive(Debug, Default)]
@@ -36,6 +57,8 @@ pub struct Strikes {
     crashes: HashMap<String, (u32, Instant)>,
     /// Request hash → end of its quarantine.
     quarantined: HashMap<String, Instant>,
+    /// Request hash → timeouts so far, and when the first was.
+    timeouts: HashMap<String, (u32, Instant)>,
 }
 
 impl Strikes {
@@ -50,6 +73,32 @@ impl Strikes {
             return false;
         }
         self.crashes.remove(id);
+        self.quarantined.insert(hash.to_string(), now + duration);
+        true
+    }
+
+    /// Counts a render of content `hash` that ran to its deadline; true if
+    /// that puts the content in quarantine (for `duration`, from `now`).
+    pub fn timeout(&mut self, hash: &str, now: Instant, duration: Duration) -> bool {
+        if self.quarantined.contains_key(hash) {
+            return false;
+        }
+        if self.timeouts.len() >= TIMEOUT_KINDS {
+            self.timeouts
+                .retain(|_, (_, first)| now.saturating_duration_since(*first) < TIMEOUT_WINDOW);
+            if self.timeouts.len() >= TIMEOUT_KINDS {
+                self.timeouts.clear();
+            }
+        }
+        let entry = self.timeouts.entry(hash.to_string()).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) >= TIMEOUT_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        if entry.0 < TIMEOUT_STRIKES {
+            return false;
+        }
+        self.timeouts.remove(hash);
         self.quarantined.insert(hash.to_string(), now + duration);
         true
     }
@@ -86,12 +135,39 @@ impl Supervisor {
         if !quarantined {
             return;
         }
+        self.quarantine(&hash, "it crashed two workers");
+    }
+
+    /// A worker's request event: count its jobs that ran to their
+    /// deadline against its content.
+    pub(super) fn note_timeouts(&mut self, request: &ssrd_worker::events::Request) {
+        let timed_out = request
+            .jobs
+            .iter()
+            .any(|j| j.outcome == ssrd_worker::events::Outcome::Timeout);
+        if !timed_out || request.abandoned || request.hash.is_empty() {
+            return;
+        }
+        let duration = Duration::from_secs(self.config.quarantine_s);
+        if self
+            .strikes
+            .timeout(&request.hash, Instant::now(), duration)
+        {
+            self.quarantine(
+                &request.hash,
+                "it ran to its deadline three times in a minute",
+            );
+        }
+    }
+
+    /// Tells every worker to refuse `hash` for the quarantine's duration.
+    fn quarantine(&mut self, hash: &str, why: &str) {
         self.metrics.quarantined.inc();
         log::error(
-            "request quarantined: it crashed two workers; every worker refuses it for a while",
-            json!({"request_hash": hash, "seconds": self.config.quarantine_s}),
+            "request quarantined; every worker refuses it for a while",
+            json!({"request_hash": hash, "why": why, "seconds": self.config.quarantine_s}),
         );
-        let line = control_line(&hash, self.config.quarantine_s);
+        let line = control_line(hash, self.config.quarantine_s);
         for slot in &mut self.slots {
             send(slot.stdin.as_mut(), &line);
         }
@@ -150,5 +226,26 @@ mod tests {
         assert!(!s.crash("req-3", "J", t0, d));
         let late = t0 + WINDOW + Duration::from_secs(1);
         assert!(!s.crash("req-3", "J", late, d));
+    }
+
+    #[test]
+    fn a_content_that_keeps_running_to_its_deadline_is_quarantined() {
+        let mut s = Strikes::default();
+        let t0 = Instant::now();
+        let d = Duration::from_secs(300);
+        assert!(!s.timeout("T", t0, d));
+        assert!(!s.timeout("T", t0 + Duration::from_secs(1), d));
+        assert!(s.timeout("T", t0 + Duration::from_secs(2), d), "the third");
+        assert_eq!(s.active(t0 + Duration::from_secs(3)).len(), 1);
+        assert!(!s.timeout("T", t0 + Duration::from_secs(3), d), "already");
+        // Timeouts a window apart do not add up.
+        assert!(!s.timeout("U", t0, d));
+        assert!(!s.timeout("U", t0 + Duration::from_secs(1), d));
+        assert!(!s.timeout("U", t0 + TIMEOUT_WINDOW + Duration::from_secs(2), d));
+        // However many contents callers send, the count stays bounded.
+        for i in 0..(2 * TIMEOUT_KINDS) {
+            s.timeout(&format!("h{i}"), t0, d);
+        }
+        assert!(s.timeouts.len() <= TIMEOUT_KINDS);
     }
 }

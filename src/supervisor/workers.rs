@@ -240,7 +240,10 @@ impl Supervisor {
             }
         };
         match &event {
-            WorkerEvent::Request(request) => telemetry::record_request(&self.metrics, request),
+            WorkerEvent::Request(request) => {
+                telemetry::record_request(&self.metrics, request);
+                self.note_timeouts(request);
+            }
             WorkerEvent::Quarantined(_) => self.metrics.quarantine_refusals.inc(),
             _ => {}
         }

@@ -34,6 +34,8 @@ const {
   ObjectGetPrototypeOf,
   ObjectPrototypeIsPrototypeOf,
   ErrorPrototype,
+  PromisePrototypeThen,
+  RegExpPrototypeExec,
   queueMicrotask,
   RangeError,
   ReflectApply,
@@ -139,14 +141,43 @@ function afterJob() {
   consoleBudget.lines = 0;
   consoleBudget.bytes = 0;
   consoleBudget.noted = false;
+  // State of the language and the web APIs that no freezing reaches,
+  // reset so the next job cannot read it: RegExp's legacy statics
+  // (RegExp.$1, lastMatch, input, leftContext, ...: a match on an empty
+  // string empties them) and the performance timeline.
+  RegExpPrototypeExec(EMPTY_MATCH, "");
+  performanceClearMarks();
+  performanceClearMeasures();
 }
+const EMPTY_MATCH = /(?:)/;
+const performanceProto = ObjectGetPrototypeOf(performanceMod.performance);
+const clearMarks = performanceProto.clearMarks;
+const clearMeasures = performanceProto.clearMeasures;
+const performanceClearMarks = () => ReflectApply(clearMarks, performanceMod.performance, []);
+const performanceClearMeasures = () => ReflectApply(clearMeasures, performanceMod.performance, []);
 
 // A rejection nobody handled is the bundle's bug, not a reason to fail
 // whichever job happens to poll the event loop next: log it and go on.
+//
+// deno_core calls this while it polls the event loop, which may be during
+// a later job: so it reads nothing that could run the bundle's code (no
+// getter, no toString, no proxy trap), only what the value holds as data.
 core.setUnhandledPromiseRejectionHandler((_promise, reason) => {
-  logLine("error", "unhandled promise rejection in the bundle", String(reason?.stack ?? reason));
+  logLine("error", "unhandled promise rejection in the bundle", inertDescription(reason));
   return true;
 });
+
+function inertDescription(value) {
+  if (typeof value === "string") return clip(value, 1024);
+  if (value === null || (typeof value !== "object" && typeof value !== "function")) {
+    return typeof value === "symbol" ? "a Symbol" : clip(String(value), 1024);
+  }
+  if (core.isProxy(value)) return "a Proxy";
+  const message = primordials.ObjectGetOwnPropertyDescriptor(value, "message");
+  const text = message !== undefined && typeof message.value === "string" ? clip(message.value, 1024) : "";
+  const kind = ObjectPrototypeIsPrototypeOf(ErrorPrototype, value) ? "an Error" : `a ${typeof value}`;
+  return text === "" ? kind : `${kind}: ${text}`;
+}
 
 // --- console ----------------------------------------------------------------
 
@@ -178,24 +209,173 @@ function printConsole(text, level) {
 
 // --- memory outside the heap ------------------------------------------------
 
-// Ordinary ArrayBuffers are counted by the isolate's allocator (its budget
-// is the heap limit, see js_runtime.rs). Resizable and growable buffers
-// reserve address space and commit it as they grow, outside that count:
-// their growth is capped instead.
-const GROWABLE_LIMIT = 64 * 1024 * 1024;
-for (const ctor of [globalThis.ArrayBuffer, globalThis.SharedArrayBuffer]) {
-  if (ctor === undefined) continue;
-  for (const method of ["resize", "grow"]) {
-    const original = ctor.prototype[method];
-    if (typeof original !== "function") continue;
-    ObjectDefineProperty(ctor.prototype, method, writable(function (newLength) {
-      if (newLength > GROWABLE_LIMIT) {
-        throw new RangeError(`a resizable buffer may not grow past ${GROWABLE_LIMIT} bytes in ssrd`);
-      }
-      return ReflectApply(original, this, [newLength]);
-    }));
+// Ordinary ArrayBuffers are counted by the isolate's allocator against the
+// off-heap budget (as large as the heap limit; memory.rs). Resizable and
+// growable buffers and WebAssembly memories are not: V8 reserves their
+// address space itself and commits it as they grow. So each is charged to
+// the same budget here, before V8 makes it (a resizable buffer at its
+// maximum, a memory at its size and again at every grow() from JS), and
+// refunded once it is garbage. Past the budget, the allocation fails with
+// a RangeError, as an ordinary ArrayBuffer does. What this cannot see (a
+// memory grown from inside Wasm code, a module's unexported memory) is
+// bounded by the per-memory page cap (memory.rs) and the worker's RSS
+// limit, which is checked while a render runs (memory_guard.rs).
+const { op_ssrd_offheap_charge, op_ssrd_offheap_release } = core.ops;
+const reflectConstruct = Reflect.construct;
+// Captured before any bundle code runs (which may replace the globals).
+const HostPromise = globalThis.Promise;
+const HostProxy = globalThis.Proxy;
+const offheapRefunds = new primordials.SafeFinalizationRegistry((bytes) => op_ssrd_offheap_release(bytes));
+const chargedMemories = new primordials.SafeWeakSet();
+
+function chargeOffheap(bytes, what) {
+  if (bytes > 0 && !op_ssrd_offheap_charge(bytes)) {
+    throw new RangeError(
+      `${what}: ${bytes} bytes would pass this worker's budget for memory outside the JS heap (--heap-limit-mb)`,
+    );
   }
 }
+
+function refundLater(obj, bytes) {
+  if (bytes > 0) offheapRefunds.register(obj, bytes);
+}
+
+// A constructor whose instances are charged `bytesOf(args)` before V8 makes
+// them. The prototype's `constructor` follows, so identity checks hold.
+function chargedConstructor(name, owner, bytesOf) {
+  const Original = owner[name];
+  if (typeof Original !== "function") return;
+  const Charged = new HostProxy(Original, {
+    __proto__: null,
+    construct(target, args, newTarget) {
+      const bytes = bytesOf(args);
+      chargeOffheap(bytes, `new ${name}`);
+      let made;
+      try {
+        made = reflectConstruct(target, args, newTarget === Charged ? target : newTarget);
+      } catch (err) {
+        if (bytes > 0) op_ssrd_offheap_release(bytes);
+        throw err;
+      }
+      refundLater(made, bytes);
+      if (name === "Memory") primordials.WeakSetPrototypeAdd(chargedMemories, made);
+      return made;
+    },
+  });
+  ObjectDefineProperty(owner, name, writable(Charged));
+  ObjectDefineProperty(Original.prototype, "constructor", writable(Charged));
+}
+
+// A size from options the caller passes (a getter runs once, here).
+function maxBytes(args) {
+  const options = args[1];
+  if (options === null || typeof options !== "object") return 0;
+  const max = options.maxByteLength;
+  if (max === undefined) return 0;
+  const n = +max;
+  // V8 rejects what is not a safe length; charge nothing for it.
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? primordials.MathFloor(n) : 0;
+}
+chargedConstructor("ArrayBuffer", globalThis, maxBytes);
+chargedConstructor("SharedArrayBuffer", globalThis, maxBytes);
+
+const WASM_PAGE = 65536;
+const wasm = globalThis.WebAssembly;
+if (wasm !== undefined) {
+  chargedConstructor("Memory", wasm, (args) => {
+    const d = args[0];
+    const pages = d !== null && typeof d === "object" ? +d.initial : 0;
+    return pages > 0 && pages <= 65536 ? primordials.MathFloor(pages) * WASM_PAGE : 0;
+  });
+  const memoryGrow = wasm.Memory.prototype.grow;
+  ObjectDefineProperty(wasm.Memory.prototype, "grow", writable(function grow(delta) {
+    const pages = +delta;
+    const bytes = pages > 0 && pages <= 65536 ? primordials.MathFloor(pages) * WASM_PAGE : 0;
+    chargeOffheap(bytes, "WebAssembly.Memory.prototype.grow");
+    let before;
+    try {
+      before = ReflectApply(memoryGrow, this, [delta]);
+    } catch (err) {
+      if (bytes > 0) op_ssrd_offheap_release(bytes);
+      throw err;
+    }
+    refundLater(this, bytes);
+    return before;
+  }));
+  // Memories a module makes for itself and exports are charged once it is
+  // instantiated; past the budget the instance is refused.
+  const chargeExports = (instance) => {
+    const exports = instance.exports;
+    for (const key of primordials.ObjectKeys(exports)) {
+      const value = exports[key];
+      if (
+        ObjectPrototypeIsPrototypeOf(wasm.Memory.prototype, value) &&
+        !primordials.WeakSetPrototypeHas(chargedMemories, value)
+      ) {
+        const bytes = primordials.ArrayBufferPrototypeGetByteLength(value.buffer);
+        chargeOffheap(bytes, "WebAssembly.Instance");
+        primordials.WeakSetPrototypeAdd(chargedMemories, value);
+        refundLater(value, bytes);
+      }
+    }
+    return instance;
+  };
+  const Instance = wasm.Instance;
+  const Module = wasm.Module;
+  ObjectDefineProperty(wasm, "Instance", writable(new HostProxy(Instance, {
+    __proto__: null,
+    construct(target, args, newTarget) {
+      return chargeExports(reflectConstruct(target, args, newTarget));
+    },
+  })));
+  ObjectDefineProperty(Instance.prototype, "constructor", writable(wasm.Instance));
+  // Compiling and instantiating happen now, within the job that asked
+  // (V8's asynchronous versions finish on a background thread and resume
+  // the caller in whichever job runs then); the answer is still a promise.
+  const compileNow = (bytes) => new wasm.Module(bytes);
+  ObjectDefineProperty(wasm, "compile", writable(function compile(bytes) {
+    return new HostPromise((resolve) => resolve(compileNow(bytes)));
+  }));
+  ObjectDefineProperty(wasm, "instantiate", writable(function instantiate(source, imports) {
+    return new HostPromise((resolve) => {
+      if (ObjectPrototypeIsPrototypeOf(Module.prototype, source)) {
+        resolve(new wasm.Instance(source, imports));
+      } else {
+        const module = compileNow(source);
+        resolve({ module, instance: new wasm.Instance(module, imports) });
+      }
+    });
+  }));
+  for (const name of ["compileStreaming", "instantiateStreaming"]) {
+    if (name in wasm) {
+      ObjectDefineProperty(wasm, name, writable(function () {
+        return primordials.PromiseReject(new TypeError(`WebAssembly.${name} needs fetch, which ssrd does not have: compile the bytes from props instead`));
+      }));
+    }
+  }
+}
+
+// --- work that would outlive its job -------------------------------------
+
+// FinalizationRegistry callbacks run whenever V8 collects garbage, which is
+// during some later job: in ssrd they never run at all (the language allows
+// it: a callback is never guaranteed). register() still checks its
+// arguments as the standard does.
+ObjectDefineProperty(FinalizationRegistry.prototype, "register", writable(function register(target, _held, _token) {
+  if ((target === null || typeof target !== "object") && typeof target !== "function" && typeof target !== "symbol") {
+    throw new TypeError("FinalizationRegistry.prototype.register: invalid target");
+  }
+  return undefined;
+}));
+ObjectDefineProperty(FinalizationRegistry.prototype, "unregister", writable(function unregister(token) {
+  if ((token === null || typeof token !== "object") && typeof token !== "function" && typeof token !== "symbol") {
+    throw new TypeError("FinalizationRegistry.prototype.unregister: invalid unregister token");
+  }
+  return false;
+}));
+// Atomics.waitAsync resumes its caller from a timer V8 keeps, in whichever
+// job runs when it fires: not available (Atomics.wait still is).
+delete Atomics.waitAsync;
 
 // --- Node ------------------------------------------------------------------
 
@@ -288,8 +468,19 @@ const STREAM_GLOBALS = [
   "CountQueuingStrategy",
 ];
 const lazyStreamGetters = new SafeSet();
+let streamsModule = null;
 function installStreams() {
+  if (streamsModule !== null) return streamsModule;
   const streams = load("ext:deno_web/06_streams.js");
+  streamsModule = streams;
+  if (locked) {
+    // Loaded after lockdown: the names stay frozen accessors (which now
+    // answer from here), and the classes are frozen like every built-in.
+    const roots = [];
+    for (const name of STREAM_GLOBALS) ArrayPrototypePush(roots, streams[name]);
+    for (const obj of new SafeSetIterator(freezeReachable(roots))) primordials.ObjectFreeze(obj);
+    return streams;
+  }
   for (const name of STREAM_GLOBALS) {
     const desc = primordials.ObjectGetOwnPropertyDescriptor(globalThis, name);
     // Only names still holding their lazy accessor: not a bundle's own.
@@ -318,36 +509,88 @@ ObjectDefineProperty(globalThis, "self", writable(globalThis));
 
 // --- errors ---------------------------------------------------------------
 
+// How much of a failed job's error is kept: every field of an answer counts
+// against the job's size limit (--max-html-mb), and a message or stack of
+// many megabytes helps nobody. The Rust side caps again (job.rs).
+const MAX_ERROR_TEXT = 16 * 1024;
+const MAX_ERROR_NAME = 256;
+
+function clip(text, max) {
+  return text.length > max ? StringPrototypeSlice(text, 0, max) + "...(truncated)" : text;
+}
+
 // Hypernova's error shape: `stack` is the JS stack split at each "\n    ",
 // so frames read "at ...". A thrown non-Error keeps the value as `message`.
+// Each property of the bundle's error is read once (a getter that answers
+// differently the second time gets no second chance). Runs under the job's
+// deadline; a proxy is never asked anything.
 function describe(err) {
-  if (err !== null && typeof err === "object" && ObjectPrototypeIsPrototypeOf(ErrorPrototype, err)) {
-    const stack = typeof err.stack === "string" ? err.stack : `${err.name}: ${err.message}`;
-    return { name: String(err.name), message: String(err.message), stack: StringPrototypeSplit(stack, "\n    ") };
+  if (err !== null && typeof err === "object" && !core.isProxy(err) && ObjectPrototypeIsPrototypeOf(ErrorPrototype, err)) {
+    const name = clip(String(err.name), MAX_ERROR_NAME);
+    const message = clip(String(err.message), MAX_ERROR_TEXT);
+    const rawStack = err.stack;
+    const stack = typeof rawStack === "string" ? clip(rawStack, MAX_ERROR_TEXT) : `${name}: ${message}`;
+    return { name, message, stack: StringPrototypeSplit(stack, "\n    ") };
+  }
+  if (typeof err === "string") {
+    return { name: "Error", type: "Error", message: clip(err, MAX_ERROR_TEXT), stack: [""] };
+  }
+  if (err !== null && typeof err === "object" && core.isProxy(err)) {
+    return { name: "Error", type: "Error", message: "the render threw a Proxy", stack: [""] };
   }
   return { name: "Error", type: "Error", message: err, stack: [""] };
 }
 
+const UNDESCRIBABLE = JSONStringify({ name: "Error", type: "Error", message: "the render threw a value that cannot be described", stack: [""] });
+
+// A failed job's record (null prototype, plain data: the Rust side reads
+// it without running any JS). Never throws.
 function failure(err) {
-  const status = err !== null && typeof err === "object" ? err.statusCode : undefined;
-  const statusCode = NumberIsInteger(status) && status >= 400 && status <= 599 ? status : 500;
+  let statusCode = 500;
   let error;
   try {
+    if (err !== null && typeof err === "object" && !core.isProxy(err)) {
+      const status = err.statusCode;
+      if (NumberIsInteger(status) && status >= 400 && status <= 599) statusCode = status;
+    }
     error = JSONStringify(describe(err));
   } catch {
-    // e.g. a thrown BigInt or a cyclic object: fall back to its string form.
-    error = JSONStringify({ name: "Error", type: "Error", message: String(err), stack: [""] });
+    // e.g. a thrown BigInt, a cyclic object, a getter that throws.
+    try {
+      error = JSONStringify({ name: "Error", type: "Error", message: clip(String(err), MAX_ERROR_TEXT), stack: [""] });
+    } catch {
+      error = UNDESCRIBABLE;
+    }
   }
-  return { statusCode, error };
+  if (typeof error !== "string" || error.length > 4 * MAX_ERROR_TEXT) error = UNDESCRIBABLE;
+  return { __proto__: null, statusCode, error };
 }
 
+// A render's result as the host's own record: the HTML string, or a
+// null-prototype `{html, meta}` whose meta is JSON text of an object, or a
+// failure. Reads each property of the bundle's object once; never throws.
 function settle(out) {
-  if (typeof out === "string") return out;
-  if (out !== null && typeof out === "object" && typeof out.html === "string") {
-    const meta = out.meta === undefined || out.meta === null ? "{}" : JSONStringify(out.meta);
-    return { html: out.html, meta };
+  try {
+    if (typeof out === "string") return out;
+    if (out !== null && typeof out === "object" && !core.isProxy(out)) {
+      const html = out.html;
+      if (typeof html === "string") {
+        const raw = out.meta;
+        let meta = "{}";
+        if (raw !== undefined && raw !== null) {
+          meta = JSONStringify(raw);
+          if (typeof meta !== "string" || meta[0] !== "{") {
+            return failure(new TypeError("ssrd.render(): meta must be an object"));
+          }
+        }
+        return { __proto__: null, html, meta };
+      }
+    }
+    const kind = out === null ? "null" : core.isProxy(out) ? "a Proxy" : typeof out;
+    return failure(new TypeError(`ssrd.render() must return a string or {html, meta}; got ${kind}`));
+  } catch (err) {
+    return failure(err);
   }
-  return failure(new TypeError(`ssrd.render() must return a string or {html, meta}; got ${out === null ? "null" : typeof out}`));
 }
 
 // --- render glue ----------------------------------------------------------
@@ -355,6 +598,14 @@ function settle(out) {
 // Called by the worker for every job. `propsJson` is the job's `data`, raw
 // JSON text (parsing it here is faster than converting through Rust);
 // `metadataJson` is the job's `metadata` or undefined.
+//
+// What it returns is always the host's own: a string, a record from
+// settle/failure, or a promise the host made that resolves to one. A
+// thenable from the bundle is adopted by a host promise (its `then` read
+// once and called under the job's deadline); whatever it resolves with goes
+// through settle. So the worker never reads a bundle object, and the bundle
+// can neither skip settle nor hand the worker something that runs code
+// when read (docs/worker.md, "What a render can return").
 function renderJob(name, propsJson, metadataJson) {
   inJob = true;
   let out;
@@ -366,8 +617,20 @@ function renderJob(name, propsJson, metadataJson) {
   } catch (err) {
     return failure(err);
   }
-  if (out !== null && typeof out === "object" && typeof out.then === "function") {
-    return out.then(settle, failure);
+  if (typeof out === "string") return out;
+  if (out !== null && (typeof out === "object" || typeof out === "function") && !core.isProxy(out)) {
+    let then;
+    try {
+      then = out.then;
+    } catch (err) {
+      return failure(err);
+    }
+    if (typeof then === "function") {
+      const adopted = new HostPromise((resolve, reject) => {
+        ReflectApply(then, out, [resolve, reject]);
+      });
+      return PromisePrototypeThen(adopted, settle, failure);
+    }
   }
   return settle(out);
 }
@@ -466,36 +729,25 @@ function tame(obj, key) {
     enumerable: desc.enumerable,
     configurable: false,
   });
+  const tamed = primordials.ObjectGetOwnPropertyDescriptor(obj, key);
+  primordials.ObjectFreeze(tamed.get);
+  primordials.ObjectFreeze(tamed.set);
 }
 
-function lockdown() {
+// Freezes everything reachable from `roots` through properties (values,
+// getters, setters) and prototypes, except the global object itself.
+function freezeReachable(roots) {
   const seen = new SafeSet();
   const pending = [];
   const add = (v) => {
-    if ((typeof v === "object" && v !== null) || typeof v === "function") {
+    if (((typeof v === "object" && v !== null) || typeof v === "function") && v !== globalThis) {
       if (!SetPrototypeHas(seen, v)) {
         SetPrototypeAdd(seen, v);
         ArrayPrototypePush(pending, v);
       }
     }
   };
-  for (const name of INTRINSIC_NAMES) {
-    const desc = primordials.ObjectGetOwnPropertyDescriptor(globalThis, name);
-    if (desc === undefined) continue;
-    add(desc.value);
-    ObjectDefineProperty(globalThis, name, { __proto__: null, writable: false, configurable: false });
-  }
-  // Intrinsics no global names: iterator and generator prototypes, the
-  // typed-array base, async functions.
-  add(ObjectGetPrototypeOf([][primordials.SymbolIterator]()));
-  add(ObjectGetPrototypeOf(new Map()[primordials.SymbolIterator]()));
-  add(ObjectGetPrototypeOf(new Set()[primordials.SymbolIterator]()));
-  add(ObjectGetPrototypeOf(""[primordials.SymbolIterator]()));
-  add(ObjectGetPrototypeOf(/x/[primordials.SymbolMatchAll]("")));
-  add(ObjectGetPrototypeOf(function* () {}));
-  add(ObjectGetPrototypeOf(async function () {}));
-  add(ObjectGetPrototypeOf(async function* () {}));
-  add(ObjectGetPrototypeOf(Int8Array));
+  for (const root of roots) add(root);
   while (pending.length > 0) {
     const obj = primordials.ArrayPrototypePop(pending);
     add(ObjectGetPrototypeOf(obj));
@@ -508,6 +760,59 @@ function lockdown() {
       }
     }
   }
+  return seen;
+}
+
+// Set once lockdown ran: what loads later (the web streams) is frozen as
+// it loads.
+let locked = false;
+
+function lockdown() {
+  // deno_core's queueMicrotask, in an isolate started from a snapshot,
+  // finds V8's native one on first use by deleting and restoring the global
+  // for a moment: let it do that now, while the name is still configurable.
+  const queue = primordials.ObjectGetOwnPropertyDescriptor(globalThis, "queueMicrotask")?.value;
+  if (typeof queue === "function") ReflectApply(queue, globalThis, [() => {}]);
+  const roots = [];
+  // The language's globals, and every global the host installed (the web
+  // APIs, WebAssembly, process, self...): their names can no longer be
+  // rebound or deleted, and what they hold is frozen below.
+  const names = primordials.ArrayPrototypeConcat(INTRINSIC_NAMES, HOST_GLOBALS);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const desc = primordials.ObjectGetOwnPropertyDescriptor(globalThis, name);
+    if (desc === undefined || !desc.configurable && !desc.writable && !("get" in desc)) continue;
+    if ("value" in desc) {
+      ArrayPrototypePush(roots, desc.value);
+      ObjectDefineProperty(globalThis, name, { __proto__: null, writable: false, configurable: false });
+    } else if (SetPrototypeHas(lazyStreamGetters, desc.get)) {
+      // A web stream not loaded yet: an accessor for good, loading (and
+      // freezing) the streams on first use.
+      const set = function () {
+        throw new TypeError(`ssrd froze ${String(name)} here: renders may not change built-in objects`);
+      };
+      ObjectDefineProperty(globalThis, name, { __proto__: null, get: desc.get, set, configurable: false });
+      ArrayPrototypePush(roots, desc.get, set);
+    } else {
+      ArrayPrototypePush(roots, desc.get, desc.set);
+      ObjectDefineProperty(globalThis, name, { __proto__: null, configurable: false });
+    }
+  }
+  // Intrinsics no global names: iterator and generator prototypes, the
+  // typed-array base, async functions.
+  ArrayPrototypePush(
+    roots,
+    ObjectGetPrototypeOf([][primordials.SymbolIterator]()),
+    ObjectGetPrototypeOf(new Map()[primordials.SymbolIterator]()),
+    ObjectGetPrototypeOf(new Set()[primordials.SymbolIterator]()),
+    ObjectGetPrototypeOf(""[primordials.SymbolIterator]()),
+    ObjectGetPrototypeOf(/x/[primordials.SymbolMatchAll]("")),
+    ObjectGetPrototypeOf(function* () {}),
+    ObjectGetPrototypeOf(async function () {}),
+    ObjectGetPrototypeOf(async function* () {}),
+    ObjectGetPrototypeOf(Int8Array),
+  );
+  const seen = freezeReachable(roots);
   for (const [obj, keys] of TAMED) {
     for (const key of keys) tame(obj, key);
   }
@@ -519,6 +824,7 @@ function lockdown() {
   for (const obj of new SafeSetIterator(seen)) {
     primordials.ObjectFreeze(obj);
   }
+  locked = true;
 }
 
 // Runs just before a snapshot is taken: what is loaded lazily must be in
@@ -533,6 +839,10 @@ function beforeSnapshot() {
 function onStart() {
   performanceMod.setTimeOrigin();
 }
+
+// Every global the host installed (and the language's own), recorded before
+// any bundle code runs: lockdown() locks them.
+const HOST_GLOBALS = primordials.ReflectOwnKeys(globalThis);
 
 // Handed to the worker, then moved out of the bundle's reach (sandbox.rs)
 // before any bundle code runs: everything above is captured in closures.

@@ -28,6 +28,9 @@ pub struct BootConfig {
     pub render_timeout: Duration,
     /// How many times each of the bundle's warm-up jobs is rendered.
     pub warmup_rounds: u32,
+    /// Resident memory past which a running render is stopped
+    /// (memory_guard.rs); 0 = not watched.
+    pub memory_guard_bytes: u64,
 }
 
 /// How the engine came up, for the ready line.
@@ -85,6 +88,7 @@ pub fn boot_with_recipe(config: &BootConfig) -> Result<(Engine, Boot, Recipe)> {
         semi_space_bytes: config.semi_space_bytes,
         snapshot: blob,
         max_answer_bytes: config.max_answer_bytes,
+        memory_guard_bytes: config.memory_guard_bytes,
     };
     let mut engine = Engine::new(&bundle, options)?;
     let boot_ms = ms(started.elapsed());

@@ -96,6 +96,7 @@ impl WorkerConfig {
                 max_answer_bytes: (defaults::MAX_HTML_MB as usize) << 20,
                 render_timeout: Duration::from_millis(defaults::RENDER_TIMEOUT_MS),
                 warmup_rounds: defaults::WARMUP_ROUNDS,
+                memory_guard_bytes: defaults::memory_guard_bytes(defaults::RSS_LIMIT_MB << 20),
             },
             http: HttpConfig::default(),
             v8_flags: String::new(),
@@ -104,7 +105,7 @@ impl WorkerConfig {
             request_budget: Duration::from_millis(defaults::REQUEST_BUDGET_MS),
             slate_fd: None,
             control: false,
-            rss_limit_bytes: 0,
+            rss_limit_bytes: defaults::RSS_LIMIT_MB << 20,
             isolation: Isolation::Shared,
             bundle_id: String::new(),
         }

@@ -23,3 +23,14 @@ pub const HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const BODY_TIMEOUT_MS: u64 = 30_000;
 /// The largest answer (HTML plus meta) one job may return, MiB.
 pub const MAX_HTML_MB: u64 = 32;
+/// Resident memory (MiB) after which a worker retires once its request is
+/// answered; a render that takes it a quarter past this is stopped at once
+/// (memory_guard.rs). Room for the default 256 MiB heap, as much again
+/// outside it, and V8's own overhead.
+pub const RSS_LIMIT_MB: u64 = 1024;
+
+/// The resident memory past which a running render is stopped, for a
+/// retirement limit of `rss_limit` bytes (0: neither).
+pub fn memory_guard_bytes(rss_limit: u64) -> u64 {
+    rss_limit.saturating_add(rss_limit / 4)
+}

@@ -114,6 +114,11 @@ pub struct Request {
     /// not rendered and no answer was sent.
     #[serde(default)]
     pub abandoned: bool,
+    /// What the request is known by for quarantine (route and body hash,
+    /// slate.rs): the supervisor counts the ones that keep running to
+    /// their deadline.
+    #[serde(default)]
+    pub hash: String,
 }
 
 /// One job of a rendered request.
@@ -283,6 +288,7 @@ mod tests {
             heap_used: 10,
             heap_limit: 20,
             abandoned: false,
+            hash: "h".into(),
         });
         let line = serde_json::to_string(&e).unwrap();
         assert!(line.starts_with(r#"{"event":"request","#), "{line}");

@@ -311,9 +311,8 @@ async fn render_one(
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         if let Err(e) = &result.outcome {
-            if let Ok(v) = HeaderValue::from_str(&e.name) {
-                r.headers_mut().insert("x-ssrd-fallback", v);
-            }
+            r.headers_mut()
+                .insert("x-ssrd-fallback", error_token(&e.name));
         }
         timing_headers(&mut r, reply.queue_ms, reply.render_ms);
         return Ok(r);
@@ -381,12 +380,25 @@ fn request_start(req: &Request<Incoming>) -> Option<f64> {
 /// One log line per failed job (not per 404: unknown names are the
 /// caller's business and can be frequent).
 fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
+    static REPEATS: std::sync::OnceLock<log::Repeats> = std::sync::OnceLock::new();
+    let repeats = REPEATS.get_or_init(log::Repeats::new);
     for r in results {
         if let Err(e) = &r.outcome {
             if e.status >= 500 {
+                // The same failure of the same component is written once
+                // every 10 s, with how many were held back.
+                let kind = format!(
+                    "{}\u{0}{}\u{0}{}",
+                    r.name.as_deref().unwrap_or(""),
+                    e.name,
+                    e.status
+                );
+                let Some(repeated) = repeats.admit(&kind) else {
+                    continue;
+                };
                 log::warn(
                     "job failed",
-                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message}),
+                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message, "repeated": repeated}),
                 );
             }
         }
@@ -405,8 +417,9 @@ fn admit(ctx: &Ctx, route: &str, body: &[u8], origin: &Origin) -> Result<String>
         return Err(Error::new(
             ErrorKind::Quarantined,
             format!(
-                "this request crashed two render workers in a row and is refused for another {} s; \
-                 render it on the client (fallback) and report it to the bundle's owners",
+                "this request is quarantined for another {} s (it crashed two render workers in a \
+                 row, or ran to its render deadline three times in a minute); render it on the \
+                 client (fallback) and report it to the bundle's owners",
                 left.as_secs() + 1
             ),
         ));
@@ -475,10 +488,22 @@ fn text_error(status: StatusCode, name: &str, message: &str) -> Response<Body> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    if let Ok(v) = HeaderValue::from_str(name) {
-        h.insert(crate::error::ERROR_HEADER, v);
-    }
+    h.insert(crate::error::ERROR_HEADER, error_token(name));
     r
+}
+
+/// An error's name as a header value: what it says must survive every hop
+/// (nginx, haproxy) and fit any header buffer, whatever name a bundle gave
+/// its error. Letters, digits and `_.-:` only, at most 64 of them; a name
+/// with nothing left is "Error".
+fn error_token(name: &str) -> HeaderValue {
+    let token: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
+        .take(64)
+        .collect();
+    HeaderValue::from_str(if token.is_empty() { "Error" } else { &token })
+        .unwrap_or(HeaderValue::from_static("Error"))
 }
 
 fn error_response(e: &Error) -> Response<Body> {

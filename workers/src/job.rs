@@ -26,6 +26,9 @@ pub enum Failure {
     RenderTimeout,
     /// The job exhausted the isolate's JS heap; the worker retires.
     HeapLimitExceeded,
+    /// The render took the process's resident memory past its limit (memory
+    /// outside the heap and the off-heap budget); the worker retires.
+    MemoryLimitExceeded,
     /// The answer (HTML and meta) is over the per-job size limit.
     AnswerTooLarge,
     /// The component rendered no HTML at all (`""`). Hypernova fails such a
@@ -43,6 +46,7 @@ impl Failure {
             Failure::BadRequest => "BadRequest",
             Failure::RenderTimeout => "RenderTimeout",
             Failure::HeapLimitExceeded => "HeapLimitExceeded",
+            Failure::MemoryLimitExceeded => "MemoryLimitExceeded",
             Failure::AnswerTooLarge => "AnswerTooLarge",
             Failure::EmptyRender => "EmptyRender",
             Failure::InternalError => "InternalError",
@@ -55,6 +59,7 @@ impl Failure {
             Failure::BadRequest => 400,
             Failure::RenderTimeout
             | Failure::HeapLimitExceeded
+            | Failure::MemoryLimitExceeded
             | Failure::AnswerTooLarge
             | Failure::EmptyRender
             | Failure::InternalError => 500,
@@ -106,6 +111,44 @@ impl JobError {
         }
     }
 
+    /// This error within the documented sizes (docs/worker.md, "Limits"):
+    /// a name of at most [`MAX_ERROR_NAME`] bytes, a message of at most
+    /// [`MAX_ERROR_TEXT`] (a thrown non-string value whose JSON is larger
+    /// becomes that JSON, cut), and a stack of at most [`MAX_STACK_FRAMES`]
+    /// frames and [`MAX_ERROR_TEXT`] bytes. A bundle's error is answered,
+    /// logged and traced, so none of them can carry megabytes.
+    pub fn capped(mut self) -> Self {
+        self.name = clip(&self.name, MAX_ERROR_NAME);
+        if let Some(kind) = &self.kind {
+            self.kind = Some(clip(kind, MAX_ERROR_NAME));
+        }
+        match &*self.message {
+            serde_json::Value::String(m) if m.len() > MAX_ERROR_TEXT => {
+                self.message = Box::new(serde_json::Value::String(clip(m, MAX_ERROR_TEXT)));
+            }
+            serde_json::Value::String(_) => {}
+            other => {
+                let json = other.to_string();
+                if json.len() > MAX_ERROR_TEXT {
+                    self.message = Box::new(serde_json::Value::String(clip(&json, MAX_ERROR_TEXT)));
+                }
+            }
+        }
+        let mut left = MAX_ERROR_TEXT;
+        let frames = self.stack.len();
+        self.stack.truncate(MAX_STACK_FRAMES);
+        for frame in &mut self.stack {
+            *frame = clip(frame, left);
+            left = left.saturating_sub(frame.len());
+        }
+        self.stack.retain(|f| !f.is_empty() || frames == 1);
+        if frames > self.stack.len() {
+            self.stack
+                .push(format!("...({} more frames)", frames - self.stack.len()));
+        }
+        self
+    }
+
     /// The message as text (a thrown non-string value as its JSON).
     pub fn message_text(&self) -> String {
         match &*self.message {
@@ -113,6 +156,27 @@ impl JobError {
             other => other.to_string(),
         }
     }
+}
+
+/// The longest error name (and `type`) kept, in bytes.
+pub const MAX_ERROR_NAME: usize = 256;
+/// The longest error message kept, and the most stack text, in bytes.
+pub const MAX_ERROR_TEXT: usize = 16 * 1024;
+/// The most stack frames kept.
+pub const MAX_STACK_FRAMES: usize = 64;
+
+/// `text` cut to at most `max` bytes (at a character boundary), marked as
+/// cut when it was.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    const MARK: &str = "...(truncated)";
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &text[..end])
 }
 
 /// What one job came to.
@@ -133,5 +197,32 @@ mod tests {
                                "stack": ["RenderTimeout: ran past 1000 ms"]})
         );
         assert_eq!(Failure::BadRequest.error("x").status, 400);
+    }
+
+    #[test]
+    fn capped_errors_stay_within_the_documented_sizes() {
+        let mut e = JobError::new(500, &"N".repeat(10_000), "m".repeat(5 << 20));
+        e.stack = (0..1000)
+            .map(|i| format!("at f{i} ({})", "x".repeat(100)))
+            .collect();
+        let e = e.capped();
+        assert!(e.name.len() <= MAX_ERROR_NAME);
+        assert!(e.message_text().len() <= MAX_ERROR_TEXT);
+        assert!(e.message_text().ends_with("(truncated)"));
+        assert!(e.stack.len() <= MAX_STACK_FRAMES + 1);
+        assert!(e.stack.iter().map(String::len).sum::<usize>() <= MAX_ERROR_TEXT + 40);
+        assert!(e.stack.last().unwrap().contains("more frames"));
+        let thrown = JobError {
+            message: Box::new(serde_json::json!({"big": "x".repeat(1 << 20)})),
+            ..JobError::new(500, "Error", "")
+        }
+        .capped();
+        assert!(thrown.message_text().len() <= MAX_ERROR_TEXT + 2);
+        assert_eq!(
+            clip("h\u{e9}llo world, a long one", 17),
+            "h\u{e9}...(truncated)"
+        );
+        let small = JobError::new(404, "ReferenceError", "nope").capped();
+        assert_eq!(small, JobError::new(404, "ReferenceError", "nope"));
     }
 }

@@ -21,6 +21,7 @@ use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::{Failure, JobError, Rendered};
+use crate::memory_guard::MemoryGuard;
 use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
 use crate::{answer, memory, sandbox, web_apis};
 
@@ -87,6 +88,9 @@ pub struct EngineOptions {
     pub snapshot: Option<&'static [u8]>,
     /// The largest answer (HTML plus meta) one job may return, in bytes.
     pub max_answer_bytes: usize,
+    /// Resident memory past which a running render is stopped and the
+    /// worker retires (memory_guard.rs); 0 = not watched.
+    pub memory_guard_bytes: u64,
 }
 
 /// V8 heap figures, read after each request.
@@ -136,6 +140,11 @@ pub struct Engine {
     buffers: Arc<memory::BufferBudget>,
     /// The largest answer one job may return.
     max_answer_bytes: usize,
+    /// Watches resident memory while a render runs, if a limit is set.
+    memory_guard: Option<MemoryGuard>,
+    /// Set once a render passed the memory guard's limit: the worker
+    /// must retire.
+    memory_exceeded: bool,
     /// Drives V8's delayed tasks, timers and async renders on this thread.
     tokio: tokio::runtime::Runtime,
 }
@@ -167,6 +176,7 @@ impl Engine {
         })
         .map_err(|e| Error::bundle(format!("starting V8: {e}")))?;
 
+        memory::share_budget(&mut runtime, Arc::clone(&buffers));
         let heap_exhausted = Rc::new(Cell::new(false));
         memory::install_heap_guard(
             &mut runtime,
@@ -209,6 +219,14 @@ impl Engine {
                 .ok_or_else(|| Error::bundle("host glue has no renderJob"))?;
             (v8::Global::new(scope, host), render_job)
         };
+        let memory_guard = (options.memory_guard_bytes > 0).then(|| {
+            let canceller = watchdog.canceller();
+            MemoryGuard::new(
+                options.memory_guard_bytes,
+                crate::procfs::rss_bytes,
+                move || canceller.cancel_current(),
+            )
+        });
         let mut engine = Engine {
             render_job,
             host,
@@ -220,6 +238,8 @@ impl Engine {
             heap_limit: options.heap_limit_bytes,
             buffers,
             max_answer_bytes: options.max_answer_bytes,
+            memory_guard,
+            memory_exceeded: false,
             tokio,
         };
         let problem = engine.call_host_string("checkContract")?;
@@ -243,11 +263,18 @@ impl Engine {
         if self.heap_exhausted.get() {
             return Err(heap_error());
         }
+        if self.memory_exceeded {
+            return Err(Failure::MemoryLimitExceeded
+                .error("not rendered: an earlier job took the worker past its memory limit"));
+        }
         let _enter = self.tokio.enter();
         let started = Instant::now();
         // A refusal left over from an earlier job must not hide a real
         // heap exhaustion in this one.
         self.buffers.take_refused();
+        if let Some(guard) = &self.memory_guard {
+            guard.begin();
+        }
         let armed = self.watchdog.arm(timeout, self.tag);
         let mut step = self.call_glue(name, props, metadata);
         if let Step::Pending(promise) = step {
@@ -269,8 +296,18 @@ impl Engine {
         // doing too.
         let left = timeout.saturating_sub(started.elapsed()).max(CLEAN_UP_MIN);
         let cleanup_fired = self.clean_up_after_job(left);
+        if self.memory_guard.as_ref().is_some_and(|g| g.end()) {
+            self.memory_exceeded = true;
+        }
         if self.heap_exhausted.get() {
             return Err(heap_error());
+        }
+        if self.memory_exceeded {
+            return Err(Failure::MemoryLimitExceeded.error(format!(
+                "the render took the worker's resident memory past {} MiB (memory outside the JS \
+                 heap); the worker will be replaced",
+                self.memory_guard_limit() >> 20
+            )));
         }
         if cleanup_fired && !fired {
             return Err(Failure::RenderTimeout.error(format!(
@@ -323,6 +360,16 @@ impl Engine {
     /// tasks are posted to), e.g. to wait for the next request with a timeout.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.tokio.block_on(future)
+    }
+
+    /// True once a render took the process past the memory guard's limit:
+    /// it answered the job that did it, and must now be retired.
+    pub fn memory_exceeded(&self) -> bool {
+        self.memory_exceeded
+    }
+
+    fn memory_guard_limit(&self) -> u64 {
+        self.memory_guard.as_ref().map(|g| g.limit()).unwrap_or(0)
     }
 
     /// True once the isolate came near its heap limit: it answered the job
@@ -381,14 +428,19 @@ impl Engine {
             Some(v) if v.is_promise() => Step::Pending(v8::Global::new(tc, v)),
             Some(v) => Step::Done(answer::read(tc, v, self.max_answer_bytes)),
             None if tc.has_terminated() || tc.is_execution_terminating() => Step::Terminated,
+            // The glue catches everything the bundle throws; an exception
+            // here is the host's own bug. Only a string is read (turning an
+            // object into text could run the bundle's code).
             None => {
                 let msg = tc
                     .exception()
+                    .filter(|e| e.is_string())
                     .map(|e| e.to_rust_string_lossy(tc))
-                    .unwrap_or_else(|| "unknown exception".into());
-                Step::Done(Err(
-                    Failure::InternalError.error(format!("render glue threw: {msg}"))
-                ))
+                    .unwrap_or_else(|| "an exception".into());
+                Step::Done(Err(Failure::InternalError.error(format!(
+                    "render glue threw: {}",
+                    crate::job::clip(&msg, 1024)
+                ))))
             }
         }
     }
@@ -443,7 +495,8 @@ impl Engine {
                     } else {
                         msg
                     },
-                )))
+                )
+                .capped()))
             }
         }
     }

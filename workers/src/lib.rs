@@ -13,7 +13,8 @@
 //! - [`config`]: what a worker runs with; [`defaults`]: the defaults;
 //! - [`boot`]: bundle or snapshot → engine → warm-up (also `ssrd render`);
 //! - [`js_runtime`]: the isolate, the bundle, the render call;
-//!   [`memory`]: heap guard, ArrayBuffer budget, WebAssembly cap;
+//!   [`memory`]: heap guard, off-heap budget, WebAssembly caps;
+//!   [`memory_guard`]: resident memory watched while a render runs;
 //! - [`job`]: a job's result or failure, as the engine produces them;
 //! - [`web_apis`]: the web APIs bundles get (from deno_web) and nothing more;
 //!   [`sandbox`]: the host's internals kept out of the bundle's reach;
@@ -50,6 +51,7 @@ pub mod js_runtime;
 pub mod log;
 pub mod markup;
 pub mod memory;
+pub mod memory_guard;
 pub mod procfs;
 pub mod protocol;
 pub mod quarantine;

@@ -6,8 +6,15 @@
 //!   outside the heap, so the isolate gets an allocator with a budget
 //!   ([`buffer_allocator`]); past it, allocations fail and JS sees a
 //!   RangeError instead of the process growing;
-//! - WebAssembly memories: capped in pages by a V8 flag ([`v8_flags`]);
-//! - resizable buffers: their growth is capped in host.js.
+//! - resizable and growable buffers and WebAssembly memories: V8 reserves
+//!   and commits these itself, so host.js charges each to the same budget
+//!   before V8 makes it ([`op_ssrd_offheap_charge`]) and refunds it once it
+//!   is garbage; one memory is also capped in pages by a V8 flag;
+//! - WebAssembly tables live on the heap, one capped in entries by a V8
+//!   flag ([`v8_flags`]) so growing one never asks V8 for more than it can
+//!   hand back as a failed job;
+//! - everything else (memory grown from inside Wasm code, V8's own): the
+//!   worker's RSS limit, watched while a render runs (memory_guard.rs).
 //!
 //! Strings live on the heap; a render's answer is also capped in size
 //! (js_runtime.rs). What is left (V8's own overhead, compiled code) is
@@ -20,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use deno_core::v8;
-use deno_core::JsRuntime;
+use deno_core::{op2, JsRuntime, OpState};
 
 /// Allocations this small always succeed, budget or not: V8 aborts the
 /// process when some internal small allocations fail.
@@ -122,10 +129,55 @@ pub fn buffer_allocator(limit: usize) -> (v8::UniqueRef<v8::Allocator>, Arc<Buff
     (allocator, budget)
 }
 
+/// Charges `bytes` of memory V8 is about to reserve outside the heap (a
+/// resizable buffer, a WebAssembly memory) to the isolate's off-heap
+/// budget: false when it would pass it (host.js then throws a RangeError).
+/// Called only from host.js, whose ops bundle code cannot reach.
+#[op2(fast)]
+pub fn op_ssrd_offheap_charge(state: &mut OpState, bytes: f64) -> bool {
+    match state.try_borrow::<Arc<BufferBudget>>() {
+        // Huge or odd numbers are refused rather than cast.
+        Some(budget) => bytes.is_finite() && bytes >= 0.0 && budget.reserve(bytes as usize),
+        // Building a snapshot: no budget yet.
+        None => true,
+    }
+}
+
+/// Gives back what [`op_ssrd_offheap_charge`] took, once its object is
+/// garbage.
+#[op2(fast)]
+pub fn op_ssrd_offheap_release(state: &mut OpState, bytes: f64) {
+    if let Some(budget) = state.try_borrow::<Arc<BufferBudget>>() {
+        if bytes.is_finite() && bytes >= 0.0 {
+            budget.release(bytes as usize);
+        }
+    }
+}
+
+/// Puts the budget where the ops above find it.
+pub fn share_budget(runtime: &mut JsRuntime, budget: Arc<BufferBudget>) {
+    runtime.op_state().borrow_mut().put(budget);
+}
+
+/// The most entries one WebAssembly table may hold for a heap limit of
+/// `heap_limit_bytes`: an eighth of the heap (8 bytes an entry), so a table
+/// that grows is a series of allocations the near-heap-limit hook can turn
+/// into a failed job, never one V8 must abort the process over.
+pub fn wasm_max_table_entries(heap_limit_bytes: usize) -> usize {
+    (heap_limit_bytes / 64).max(1024)
+}
+
 /// V8 flags that bound memory for a heap limit of `heap_limit_bytes`:
-/// WebAssembly memories get at most as many 64 KiB pages.
+/// WebAssembly memories get at most as many 64 KiB pages, tables at most
+/// [`wasm_max_table_entries`], and compiled Wasm code at most a quarter of
+/// it.
 pub fn v8_flags(heap_limit_bytes: usize) -> String {
-    format!("--wasm-max-mem-pages={}", (heap_limit_bytes >> 16).max(1))
+    format!(
+        "--wasm-max-mem-pages={} --wasm-max-table-size={} --wasm-max-committed-code-mb={}",
+        (heap_limit_bytes >> 16).max(1),
+        wasm_max_table_entries(heap_limit_bytes),
+        (heap_limit_bytes >> 22).max(16),
+    )
 }
 
 /// When V8 nears the heap limit it would abort the whole process. Instead:

@@ -439,6 +439,7 @@ impl RenderLoop<'_> {
                 heap_used: heap.used as u64,
                 heap_limit: heap.limit as u64,
                 abandoned,
+                hash: request.hash,
             }));
         }
         // Retire before answering: by the time the caller (haproxy, with
@@ -448,7 +449,9 @@ impl RenderLoop<'_> {
         // reaching this one and being answered 503.
         let retire = if engine.heap_exhausted() || engine.heap_over_limit() {
             Some(Retire::HeapLimit)
-        } else if self.rss_limit > 0 && procfs::rss_bytes() > self.rss_limit {
+        } else if engine.memory_exceeded()
+            || (self.rss_limit > 0 && procfs::rss_bytes() > self.rss_limit)
+        {
             Some(Retire::Rss)
         } else {
             None

@@ -169,6 +169,20 @@ impl Canceller {
     }
 }
 
+impl Canceller {
+    /// Ends whatever render is being timed now, whichever request it is
+    /// for (the memory guard's way to stop a render).
+    pub fn cancel_current(&self) {
+        let mut st = self.shared.lock();
+        let Some(armed) = st.armed.as_mut() else {
+            return;
+        };
+        armed.deadline = Instant::now();
+        drop(st);
+        self.shared.wake.notify_one();
+    }
+}
+
 fn run(shared: &Shared, target: &dyn Terminate) {
     let mut st = shared.lock();
     loop {

@@ -19,6 +19,10 @@ use deno_core::{Extension, ExtensionFileSource};
 deno_core::extension!(
     ssrd_host,
     deps = [deno_webidl, deno_web],
+    ops = [
+        crate::memory::op_ssrd_offheap_charge,
+        crate::memory::op_ssrd_offheap_release,
+    ],
     esm_entry_point = "ext:ssrd_host/host.js",
     esm = [dir "js", "host.js", "fetch_classes.js"],
     middleware = crate::sandbox::filter_op,
