@@ -507,6 +507,11 @@ def healthy_ok(status, data):
         return False
 
 
+def quarantined(status, data):
+    """The tier refused a quarantined request (500, X-Ssrd-Error: Quarantined)."""
+    return status == 500 and data.startswith(b"Quarantined:")
+
+
 def job_error(data):
     try:
         return json.loads(data)["results"]["0"]["error"]["name"]
@@ -559,12 +564,14 @@ def chaos_runs(workers, duration):
     record("rolling reload (SIGHUP) x2", gen, f"{reloads} reloads completed", {"reloads": reloads})
 
     # 3. 1 % of requests to a component that never ends.
+    # After three RenderTimeouts of the same content within a minute the tier
+    # quarantines it (docs/operations.md): then it is refused at once.
     runaway = {"body": json.dumps({"0": {"name": "Runaway", "data": {}}}).encode(),
-               "expect": lambda s, d: s == 200 and job_error(d) == "RenderTimeout"}
+               "expect": lambda s, d: (s == 200 and job_error(d) == "RenderTimeout") or quarantined(s, d)}
     with Tier(workers, FAULTS_BUNDLE, extra=["--render-timeout-ms", "500"], keep_log_as="chaos-runaway.log") as tier, \
             LoadGen(tier.port, 20, healthy, runaway, 0.01) as gen:
         time.sleep(duration)
-    record("1 % Runaway", gen, "faulty = Runaway jobs; expected: 200 with RenderTimeout")
+    record("1 % Runaway", gen, "faulty = Runaway jobs; expected: 200 with RenderTimeout, then 500 Quarantined")
 
     # 4. Leaks until workers recycle: 1 % of requests leak 2 MB each (tens
     # of MB/s at this load), against a 128 MB heap recycled at 50 %.
@@ -629,13 +636,14 @@ def chaos_runs(workers, duration):
     # 9. Batches of 1000 Runaway jobs (40 KB) against a 3 s request budget.
     thousand = json.dumps({str(i): {"name": "Runaway", "data": {}} for i in range(1000)}).encode()
     budget = {"body": thousand,
-              "expect": lambda s, d: s == 200 and all_failed_with(d, "RenderTimeout")}
+              "expect": lambda s, d: (s == 200 and all_failed_with(d, "RenderTimeout")) or quarantined(s, d)}
     with Tier(workers, FAULTS_BUNDLE, extra=["--request-budget-ms", "3000"],
               keep_log_as="chaos-budget.log") as tier, \
             LoadGen(tier.port, 20, healthy, budget, 0.002) as gen:
         time.sleep(duration)
     record("0.2 % batches of 1000 Runaway jobs", gen,
-           "faulty = 1000-job Runaway batches; expected: 200 with every job RenderTimeout within the 3 s budget")
+           "faulty = 1000-job Runaway batches; expected: 200 with every job RenderTimeout within the 3 s budget, "
+           "then 500 Quarantined")
 
     # 10. A broken bundle is reloaded, then every worker dies.
     with tempfile.TemporaryDirectory() as tmp:

@@ -302,7 +302,7 @@ MUTATIONS = [
     ("kubernetes/standalone/servicemonitor.yaml", "  labels:", "  lables:", "prometheus-operator kinds"),
     ("kubernetes/sidecar/podmonitor.yaml", "podMetricsEndpoints", "podMetricEndpoints", "prometheus-operator kinds"),
     ("kubernetes/standalone/configmap.yaml", "    workers = 2", "    workres = 2", "ssrd.toml files"),
-    ("container/ssrd.toml", "access_log = false", "acess_log = false", "ssrd.toml files"),
+    ("container/ssrd.toml", 'access_log = "stderr"', 'acess_log = "stderr"', "ssrd.toml files"),
     ("systemd/ssrd.service", "\nKillMode=mixed", "\nKilMode=mixed", "systemd unit"),
     ("systemd/ssrd.service", "ExecReload=", "ExecReloads=", "systemd unit"),
     ("kubernetes/standalone/deployment.yaml", "terminationGracePeriodSeconds: 30",

@@ -39,6 +39,14 @@ pub enum Command {
     /// Stop a running `ssrd up`: SIGTERM (drain for --drain-seconds, then
     /// a graceful stop), and wait until it has exited.
     Stop(UpArgs),
+    /// Print a running tier's /health and exit 0 if it is ready (a worker
+    /// in rotation, not draining), 1 if not; `--wait SECS` first waits up
+    /// to that long for it to be ready. What a boot script, a dependent
+    /// service or a container should wait on before sending renders.
+    Health(HealthArgs),
+    /// Make a running tier's nginx reopen its log files (SIGUSR1), after
+    /// they were moved away (logrotate).
+    ReopenLogs(UpArgs),
     /// Run one render worker: an HTTP server on loopback holding one V8
     /// isolate, rendering one request at a time. Prints one JSON line to
     /// stdout when ready; logs JSON lines to stderr.
@@ -73,26 +81,26 @@ pub struct EngineArgs {
     #[arg(long, env = "SSRD_BUNDLE")]
     pub bundle: PathBuf,
     /// A job running longer than this is stopped and answered as RenderTimeout.
-    #[arg(long, default_value_t = defaults::RENDER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, default_value_t = defaults::RENDER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(defaults::RENDER_TIMEOUT_MS_RANGE))]
     pub render_timeout_ms: u64,
     /// The isolate's JS heap limit. A job that exhausts it is answered as
     /// HeapLimitExceeded and the worker exits with code 75 to be replaced.
-    #[arg(long, default_value_t = defaults::HEAP_LIMIT_MB, value_parser = clap::value_parser!(u64).range(16..=16_384))]
+    #[arg(long, default_value_t = defaults::HEAP_LIMIT_MB, value_parser = clap::value_parser!(u64).range(defaults::HEAP_LIMIT_MB_RANGE))]
     pub heap_limit_mb: u64,
     /// V8's young-generation semi-space, MiB. SSR makes lots of short-lived
     /// garbage; a larger semi-space means fewer scavenges.
-    #[arg(long, default_value_t = defaults::SEMI_SPACE_MB, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, default_value_t = defaults::SEMI_SPACE_MB, value_parser = clap::value_parser!(u64).range(defaults::SEMI_SPACE_MB_RANGE))]
     pub semi_space_mb: u64,
     /// Extra V8 flags, space-separated (e.g. "--max-lazy").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub v8_flags: String,
     /// Times each of the bundle's warm-up jobs is rendered before serving
     /// (`ssrd render`: before the measured renders, with --repeat only).
-    #[arg(long, default_value_t = defaults::WARMUP_ROUNDS)]
+    #[arg(long, default_value_t = defaults::WARMUP_ROUNDS, value_parser = clap::value_parser!(u32).range(defaults::clap_range(defaults::WARMUP_ROUNDS_RANGE)))]
     pub warmup_rounds: u32,
     /// The largest answer (HTML plus meta) one job may return, MiB; a
     /// larger one fails the job with AnswerTooLarge.
-    #[arg(long, default_value_t = defaults::MAX_HTML_MB, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, default_value_t = defaults::MAX_HTML_MB, value_parser = clap::value_parser!(u64).range(defaults::MAX_HTML_MB_RANGE))]
     pub max_html_mb: u64,
     /// shared: one isolate serves every request (module state and globals
     /// persist; built-ins are frozen). request: each request (`ssrd render
@@ -116,17 +124,21 @@ pub struct WorkerArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Largest accepted request body, bytes.
-    #[arg(long, default_value_t = defaults::MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
+    #[arg(long, default_value_t = defaults::MAX_BODY_BYTES as u64, value_parser = clap::value_parser!(u64).range(defaults::MAX_BODY_BYTES_RANGE))]
+    pub max_body_bytes: u64,
+    /// The most jobs one /batch request may hold; a larger batch is refused
+    /// (400) before anything renders.
+    #[arg(long, default_value_t = defaults::MAX_BATCH_JOBS, value_parser = clap::value_parser!(u64).range(defaults::MAX_BATCH_JOBS_RANGE))]
+    pub max_batch_jobs: u64,
     /// Start from this V8 snapshot of the bundle; built and written here
     /// first if missing or made from another bundle.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
     /// Time allowed for a client to send request headers, ms.
-    #[arg(long, default_value_t = defaults::HEADER_TIMEOUT_MS)]
+    #[arg(long, default_value_t = defaults::HEADER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(defaults::CLIENT_TIMEOUT_MS_RANGE))]
     pub header_timeout_ms: u64,
     /// Time allowed for a client to send the request body, ms.
-    #[arg(long, default_value_t = defaults::BODY_TIMEOUT_MS)]
+    #[arg(long, default_value_t = defaults::BODY_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(defaults::CLIENT_TIMEOUT_MS_RANGE))]
     pub body_timeout_ms: u64,
     /// SHA-256 (hex) of the bundle, for the `X-Ssrd-Bundle` header (default:
     /// computed from the bundle file).
@@ -142,7 +154,7 @@ pub struct WorkerArgs {
     pub events_fd: Option<i32>,
     /// The most one request may render for, all its jobs together, ms;
     /// jobs past it are answered RenderTimeout without running.
-    #[arg(long, default_value_t = defaults::REQUEST_BUDGET_MS, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    #[arg(long, default_value_t = defaults::REQUEST_BUDGET_MS, value_parser = clap::value_parser!(u64).range(defaults::REQUEST_BUDGET_MS_RANGE))]
     pub request_budget_ms: u64,
     /// Name the request in flight in this inherited file (the supervisor
     /// reads it if the process dies mid-render).
@@ -154,7 +166,7 @@ pub struct WorkerArgs {
     /// Retire (exit 76) after a request that left the process's resident
     /// memory above this many MiB; a render that takes it a quarter past
     /// this is stopped at once (MemoryLimitExceeded). 0 = never.
-    #[arg(long, default_value_t = defaults::RSS_LIMIT_MB)]
+    #[arg(long, default_value_t = defaults::RSS_LIMIT_MB, value_parser = clap::value_parser!(u64).range(defaults::RSS_LIMIT_MB_RANGE))]
     pub rss_limit_mb: u64,
 }
 
@@ -187,6 +199,15 @@ pub struct SnapshotArgs {
     /// Where to write the snapshot.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub up: UpArgs,
+    /// Wait up to this many seconds for the tier to be ready.
+    #[arg(long, default_value_t = 0)]
+    pub wait: u64,
 }
 
 #[derive(Args, Debug)]
@@ -267,7 +288,8 @@ impl WorkerArgs {
         c.bundle_id = self
             .bundle_id
             .unwrap_or_else(|| crate::bundle_store::sha256_of_file(&self.engine.bundle));
-        c.http.max_body_bytes = self.max_body_bytes;
+        c.http.max_body_bytes = self.max_body_bytes as usize;
+        c.http.max_batch_jobs = self.max_batch_jobs as usize;
         c.http.header_timeout = Duration::from_millis(self.header_timeout_ms);
         c.http.body_timeout = Duration::from_millis(self.body_timeout_ms);
         c

@@ -40,6 +40,58 @@ impl ShowValue for Balance {
     }
 }
 
+/// Where nginx's access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Nowhere.
+    Off,
+    /// The supervisor's stderr, where every other log line of the tier goes.
+    Stderr,
+    /// This file (appended to; reopened by `ssrd reopen-logs`).
+    File(PathBuf),
+}
+
+impl std::str::FromStr for AccessLog {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" | "false" => Ok(AccessLog::Off),
+            "stderr" | "true" => Ok(AccessLog::Stderr),
+            path if path.starts_with('/') => Ok(AccessLog::File(PathBuf::from(path))),
+            other => Err(format!(
+                "access_log is \"stderr\", \"off\" or an absolute file path, not {other:?}"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessLog {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(AccessLog::Stderr),
+            Raw::Bool(false) => Ok(AccessLog::Off),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl ShowValue for AccessLog {
+    fn show(&self) -> String {
+        match self {
+            AccessLog::Off => "off".into(),
+            AccessLog::Stderr => "stderr".into(),
+            AccessLog::File(p) => p.display().to_string(),
+        }
+    }
+}
+
 fn cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -50,21 +102,21 @@ options! {
     /// The JS bundle every worker loads.
     bundle: PathBuf = PathBuf::from("js-bundle/dist/server.js");
     /// Number of render workers (default: one per CPU).
-    workers: usize = cpus();
+    workers: usize = cpus(), in 1..=512;
     /// Address nginx listens on: the tier's public address. Anything but
     /// loopback exposes rendering to the network (docs/operations.md,
     /// "Listening beyond loopback").
     host: IpAddr = IpAddr::from([127, 0, 0, 1]);
     /// nginx port: where callers send /batch.
-    port: u16 = 9000;
+    port: u16 = 9000, in 1..=65535;
     /// haproxy frontend port (loopback).
-    haproxy_port: u16 = 9001;
+    haproxy_port: u16 = 9001, in 1..=65535;
     /// First worker port; worker i listens on worker_base_port + i - 1.
-    worker_base_port: u16 = 9002;
+    worker_base_port: u16 = 9002, in 1..=65535;
     /// haproxy stats page port (loopback).
-    stats_port: u16 = 8999;
+    stats_port: u16 = 8999, in 1..=65535;
     /// Prometheus /metrics (and /health) port of the supervisor.
-    metrics_port: u16 = 9100;
+    metrics_port: u16 = 9100, in 1..=65535;
     /// Address the supervisor's /metrics and /health listen on (loopback
     /// unless a scraper on another host needs it).
     metrics_host: IpAddr = IpAddr::from([127, 0, 0, 1]);
@@ -76,46 +128,55 @@ options! {
     /// else /tmp/ssrd-UID).
     run_dir: PathBuf = crate::rundir::default_path();
     /// Per-job render deadline, ms.
-    render_timeout_ms: u64 = defaults::RENDER_TIMEOUT_MS;
+    render_timeout_ms: u64 = defaults::RENDER_TIMEOUT_MS, in defaults::RENDER_TIMEOUT_MS_RANGE;
     /// The most one request may render for, all its jobs together, ms; jobs
     /// past it are answered RenderTimeout without running.
-    request_budget_ms: u64 = defaults::REQUEST_BUDGET_MS;
+    request_budget_ms: u64 = defaults::REQUEST_BUDGET_MS, in defaults::REQUEST_BUDGET_MS_RANGE;
     /// Each worker's JS heap limit, MiB.
-    heap_limit_mb: u64 = defaults::HEAP_LIMIT_MB;
+    heap_limit_mb: u64 = defaults::HEAP_LIMIT_MB, in defaults::HEAP_LIMIT_MB_RANGE;
     /// Each worker's V8 young-generation semi-space, MiB.
-    semi_space_mb: u64 = defaults::SEMI_SPACE_MB;
+    semi_space_mb: u64 = defaults::SEMI_SPACE_MB, in defaults::SEMI_SPACE_MB_RANGE;
     /// The largest answer (HTML plus meta) one job may return, MiB.
-    max_html_mb: u64 = defaults::MAX_HTML_MB;
+    max_html_mb: u64 = defaults::MAX_HTML_MB, in defaults::MAX_HTML_MB_RANGE;
     /// shared: one isolate per worker serves every request; request: each
     /// request gets a fresh isolate (docs/worker.md, Isolation).
     isolation: ssrd_worker::Isolation = ssrd_worker::Isolation::Shared;
-    /// Largest request body, MiB (nginx buffers it whole, in memory).
-    max_body_mb: u64 = (defaults::MAX_BODY_BYTES >> 20) as u64;
+    /// Largest request body, MiB. nginx reads it whole before anything is
+    /// rendered: up to 512 KiB of it in memory, the rest in a file under
+    /// body_temp_dir (so slow senders cost memory only that much each).
+    max_body_mb: u64 = (defaults::MAX_BODY_BYTES >> 20) as u64, in 1..=1024;
+    /// The most jobs one /batch request may hold; a larger batch is refused
+    /// (400 BadRequest) before anything renders.
+    max_batch_jobs: u64 = defaults::MAX_BATCH_JOBS, in defaults::MAX_BATCH_JOBS_RANGE;
+    /// Where nginx keeps the part of a request body past 512 KiB while it
+    /// arrives (empty: run_dir/nginx/body). Put it on a disk, not a RAM
+    /// file system, when run_dir is one (/run under systemd).
+    body_temp_dir: PathBuf = PathBuf::new();
     /// Longest wait in haproxy's queue for a free worker, ms.
-    queue_timeout_ms: u64 = 10_000;
+    queue_timeout_ms: u64 = 10_000, in 1..=3_600_000;
     /// Time a caller has to send its request, ms (nginx client timeouts).
-    client_timeout_ms: u64 = 10_000;
+    client_timeout_ms: u64 = 10_000, in defaults::CLIENT_TIMEOUT_MS_RANGE;
     /// Longest a request may take through the tier, ms.
-    upstream_timeout_ms: u64 = 60_000;
+    upstream_timeout_ms: u64 = 60_000, in 1_000..=86_400_000;
     /// Recycle a worker after about this many requests (±20 %); 0 = never.
     recycle_requests: u64 = 0;
     /// Recycle a worker whose JS heap reaches this % of its limit.
-    recycle_heap_percent: u64 = 80;
+    recycle_heap_percent: u64 = 80, in 10..=100;
     /// A worker whose RSS passes this many MiB is replaced: recycled when
     /// idle, retired at once after the request that crossed it; 0 = never.
-    recycle_rss_mb: u64 = 1024;
+    recycle_rss_mb: u64 = defaults::RSS_LIMIT_MB, in defaults::RSS_LIMIT_MB_RANGE;
     /// Kill a worker whose render thread is silent this long, ms (at least
     /// 2 × render timeout + 1 s).
-    heartbeat_timeout_ms: u64 = 10_000;
+    heartbeat_timeout_ms: u64 = 10_000, in 1..=86_400_000;
     /// On SIGTERM, how long /health answers 503 ("draining") while every
     /// request is still served, before the tier stops accepting, s; lets a
     /// load balancer take the host out first. 0: stop at once. (SIGINT
     /// never drains.)
-    drain_seconds: u64 = 5;
+    drain_seconds: u64 = 5, in 0..=3600;
     /// On SIGTERM, how long in-flight requests may take, ms.
-    shutdown_timeout_ms: u64 = 30_000;
+    shutdown_timeout_ms: u64 = 30_000, in 0..=3_600_000;
     /// How long a request that crashed two workers is refused, s.
-    quarantine_s: u64 = 300;
+    quarantine_s: u64 = 300, in 1..=86_400;
     /// Start workers from a V8 snapshot of the bundle.
     snapshot: bool = true;
     /// Extra V8 flags for every worker, space-separated.
@@ -125,8 +186,11 @@ options! {
     nginx: PathBuf = PathBuf::from("nginx");
     /// haproxy binary (a path, or a name looked up on PATH).
     haproxy: PathBuf = PathBuf::from("haproxy");
-    /// Write nginx's JSON access log to the run dir.
-    access_log: bool = true;
+    /// nginx's access log (one JSON line per request): "stderr" (with the
+    /// rest of ssrd's logs, so journald or the container runtime rotates
+    /// it), "off", or a file path (rotate it with logrotate and `ssrd
+    /// reopen-logs`). `true`/`false` mean stderr/off.
+    access_log: AccessLog = AccessLog::Stderr;
 }
 
 impl UpArgs {
@@ -155,9 +219,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(UpError::config(msg));
-        if self.workers == 0 || self.workers > 512 {
-            return bad(format!("workers must be 1..=512, not {}", self.workers));
-        }
+        self.check_ranges().map_err(UpError::config)?;
         let last = u32::from(self.worker_base_port) + self.workers as u32 - 1;
         if last > u32::from(u16::MAX) {
             return bad(format!(
@@ -188,11 +250,6 @@ impl Config {
                 ));
             }
         }
-        if self.render_timeout_ms == 0 || self.heap_limit_mb < 16 || self.max_body_mb == 0 {
-            return bad(
-                "render-timeout-ms must be > 0, heap-limit-mb >= 16, max-body-mb > 0".into(),
-            );
-        }
         if self.request_budget_ms < self.render_timeout_ms {
             return bad(format!(
                 "request-budget-ms ({}) must be at least render-timeout-ms ({})",
@@ -207,12 +264,6 @@ impl Config {
                 "request-budget-ms ({}) must be at least 2000 ms under upstream-timeout-ms ({})",
                 self.request_budget_ms, self.upstream_timeout_ms
             ));
-        }
-        if !(1..=256).contains(&self.semi_space_mb) {
-            return bad("semi-space-mb must be 1..=256".into());
-        }
-        if !(10..=100).contains(&self.recycle_heap_percent) {
-            return bad("recycle-heap-percent must be 10..=100".into());
         }
         Ok(())
     }
@@ -249,6 +300,15 @@ impl Config {
         Duration::from_secs(self.drain_seconds)
     }
 
+    /// Where nginx writes the part of a body past its memory buffer.
+    pub fn body_temp_dir(&self) -> PathBuf {
+        if self.body_temp_dir.as_os_str().is_empty() {
+            self.run_dir.join("nginx").join("body")
+        } else {
+            self.body_temp_dir.clone()
+        }
+    }
+
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir.join("ssrd.pid")
     }
@@ -280,6 +340,12 @@ mod tests {
         ("max_html_mb", "8", "8"),
         ("isolation", "request", "\"request\""),
         ("max_body_mb", "9", "9"),
+        ("max_batch_jobs", "50", "50"),
+        (
+            "body_temp_dir",
+            "/var/tmp/ssrd-body",
+            "\"/var/tmp/ssrd-body\"",
+        ),
         ("queue_timeout_ms", "3000", "3000"),
         ("client_timeout_ms", "4000", "4000"),
         ("upstream_timeout_ms", "50000", "50000"),
@@ -294,7 +360,7 @@ mod tests {
         ("v8_flags", "--max-lazy", "\"--max-lazy\""),
         ("nginx", "/opt/nginx", "\"/opt/nginx\""),
         ("haproxy", "/opt/haproxy", "\"/opt/haproxy\""),
-        ("access_log", "false", "false"),
+        ("access_log", "off", "\"off\""),
     ];
 
     #[derive(Parser)]
@@ -374,5 +440,73 @@ mod tests {
         }
         .validate()
         .is_ok());
+    }
+
+    /// Every option with a range, at 0, its minimum − 1, its maximum + 1
+    /// and a huge value, as a flag and as a TOML key: refused before
+    /// anything starts, naming the option (a clap error for a value its
+    /// type cannot hold), while its minimum and maximum themselves pass
+    /// the range check.
+    #[test]
+    fn every_option_is_checked_against_its_range_before_anything_starts() {
+        assert!(Config::RANGES.len() >= 20, "{:?}", Config::RANGES);
+        for &(name, lo, hi) in Config::RANGES {
+            let flag = format!("--{}", name.replace('_', "-"));
+            let mut bad = vec![hi as u128 + 1, u64::MAX as u128 / 2];
+            if lo > 0 {
+                bad.extend([0, lo as u128 - 1]);
+            }
+            for v in bad {
+                let argv = vec!["ssrd".to_string(), format!("{flag}={v}")];
+                match Cli::try_parse_from(&argv) {
+                    Err(_) => {} // the type cannot hold it: clap refuses
+                    Ok(cli) => {
+                        let err = cli.up.resolve().expect_err(&format!("{flag}={v} accepted"));
+                        assert!(err.context.contains(name), "{flag}={v}: {}", err.context);
+                        assert!(
+                            err.context.contains(&format!("{lo}..={hi}")),
+                            "{}",
+                            err.context
+                        );
+                    }
+                }
+                if let Ok(file) = toml::from_str::<ConfigFile>(&format!("{name} = {v}")) {
+                    let mut c = Config::default();
+                    c.apply_file(file);
+                    assert!(c.check_ranges().is_err(), "{name} = {v} in a file");
+                }
+            }
+            for v in [lo, hi] {
+                let argv = vec!["ssrd".to_string(), format!("{flag}={v}")];
+                let cli = Cli::try_parse_from(&argv).unwrap();
+                let mut c = Config::default();
+                c.apply_args(&cli.up);
+                assert!(c.check_ranges().is_ok(), "{flag}={v}");
+            }
+        }
+    }
+
+    /// The worker's own ranges are the ones `ssrd up` checks its options
+    /// against, so a tier never starts workers that refuse their flags.
+    #[test]
+    fn the_worker_options_of_up_have_the_workers_ranges() {
+        for (name, range) in [
+            ("render_timeout_ms", defaults::RENDER_TIMEOUT_MS_RANGE),
+            ("request_budget_ms", defaults::REQUEST_BUDGET_MS_RANGE),
+            ("heap_limit_mb", defaults::HEAP_LIMIT_MB_RANGE),
+            ("semi_space_mb", defaults::SEMI_SPACE_MB_RANGE),
+            ("max_html_mb", defaults::MAX_HTML_MB_RANGE),
+            ("recycle_rss_mb", defaults::RSS_LIMIT_MB_RANGE),
+            ("client_timeout_ms", defaults::CLIENT_TIMEOUT_MS_RANGE),
+        ] {
+            let up = Config::RANGES.iter().find(|r| r.0 == name).unwrap();
+            assert_eq!((up.1, up.2), (*range.start(), *range.end()), "{name}");
+        }
+        // max_body_mb, in bytes, within the worker's --max-body-bytes.
+        let body = Config::RANGES
+            .iter()
+            .find(|r| r.0 == "max_body_mb")
+            .unwrap();
+        assert!(defaults::MAX_BODY_BYTES_RANGE.contains(&(body.2 << 20)));
     }
 }

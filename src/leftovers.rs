@@ -84,7 +84,7 @@ pub fn clear(run_dir: &Path) {
     while victims.iter().any(|(pid, _)| alive(*pid)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    for stale in ["nginx.pid", "ssrd.pid"] {
+    for stale in ["nginx.pid", "ssrd.pid", crate::rundir::STOP_PLAN] {
         let _ = std::fs::remove_file(run_dir.join(stale));
     }
 }

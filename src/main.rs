@@ -12,6 +12,7 @@
 //! - [`tether`]: `ssrd tether`, which keeps nginx's processes from
 //!   outliving the supervisor;
 //! - [`render_cmd`]: `ssrd render`, one render without HTTP;
+//! - [`health_cmd`]: `ssrd health`, a running tier's readiness;
 //! - [`error`]: `UpError`, the kind of failure and its exit code.
 //!
 //! The render worker (`ssrd worker`) lives in the `ssrd-worker` crate
@@ -21,6 +22,7 @@ mod bundle_store;
 mod cli;
 mod config;
 mod error;
+mod health_cmd;
 mod leftovers;
 mod options;
 mod preflight;
@@ -43,6 +45,11 @@ fn main() {
             .map(|()| 0),
         Command::Reload(args) => args.resolve().and_then(|c| up::reload(&c)).map(|()| 0),
         Command::Stop(args) => args.resolve().and_then(|c| up::stop(&c)).map(|()| 0),
+        Command::Health(args) => args
+            .up
+            .resolve()
+            .map(|c| health_cmd::run(&c, std::time::Duration::from_secs(args.wait))),
+        Command::ReopenLogs(args) => args.resolve().and_then(|c| up::reopen_logs(&c)).map(|()| 0),
         Command::Worker(args) => Ok(ssrd_worker::run(args.into_config(), shutdown_signal())),
         Command::Render(args) => Ok(render_cmd::run(args)),
         Command::Snapshot(args) => Ok(snapshot(args)),

@@ -11,7 +11,10 @@
 //! - the default, in `Config::default()`;
 //! - the merge: default, then file, then flag;
 //! - `Config::OPTION_NAMES` and `Config::show(name)`, so tests can prove
-//!   every option reaches `Config` from both the flag and the file.
+//!   every option reaches `Config` from both the flag and the file;
+//! - with `in RANGE` after the default: `Config::check_ranges`, which
+//!   refuses a value outside it (from the flag or the file alike) with a
+//!   message naming the option and its range, and `Config::RANGES`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -53,7 +56,7 @@ macro_rules! options {
     ($(
         $(#[doc = $doc:literal])*
         $(#[arg($($arg:tt)*)])?
-        $name:ident : $ty:ty = $default:expr;
+        $name:ident : $ty:ty = $default:expr $(, in $range:expr)?;
     )*) => {
         /// Everything `ssrd up` runs with (see `ssrd up --help`).
         #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +102,30 @@ macro_rules! options {
                     $( stringify!($name) => Some(self.$name.show()), )*
                     _ => None,
                 }
+            }
+
+            /// Every ranged option: (name, lowest, highest).
+            #[allow(dead_code)] // read by tests, which check every range
+            pub const RANGES: &'static [(&'static str, u64, u64)] = &[
+                $( $( (stringify!($name), *$range.start() as u64, *$range.end() as u64), )? )*
+            ];
+
+            /// Refuses any option outside its range.
+            pub fn check_ranges(&self) -> std::result::Result<(), String> {
+                $( $(
+                    let range = $range;
+                    if !range.contains(&self.$name) {
+                        return Err(format!(
+                            "{} (--{}) must be {}..={}, not {}",
+                            stringify!($name),
+                            stringify!($name).replace('_', "-"),
+                            range.start(),
+                            range.end(),
+                            self.$name,
+                        ));
+                    }
+                )? )*
+                Ok(())
             }
 
             /// Takes every option the file sets.

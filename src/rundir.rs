@@ -114,6 +114,32 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// What `ssrd stop` must wait for: the running tier's drain and shutdown
+/// timeout, written beside its pid file (`ssrd stop` runs with its own
+/// options, which need not be the tier's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StopPlan {
+    /// How long /health answers 503 before the tier stops accepting, s.
+    pub drain_seconds: u64,
+    /// How long in-flight requests may take after that, ms.
+    pub shutdown_timeout_ms: u64,
+}
+
+/// The file [`StopPlan`] is kept in.
+pub const STOP_PLAN: &str = "ssrd.stop.json";
+
+/// Writes the running tier's [`StopPlan`].
+pub fn write_stop_plan(dir: &Path, plan: StopPlan) -> std::io::Result<()> {
+    let text = serde_json::to_string(&plan).unwrap_or_default();
+    write_file(dir, STOP_PLAN, text.as_bytes())
+}
+
+/// The running tier's [`StopPlan`], if it wrote one.
+pub fn read_stop_plan(dir: &Path) -> Option<StopPlan> {
+    let text = std::fs::read_to_string(dir.join(STOP_PLAN)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

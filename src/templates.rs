@@ -4,11 +4,15 @@
 //! Templates use `{{name}}` placeholders. A placeholder without a value, or
 //! a value without a placeholder, is an error: a typo never ships silently.
 
-use crate::config::Config;
+use crate::config::{AccessLog, Config};
 use crate::error::{Result, UpError};
 use crate::supervisor::hangups::HangupTarget;
 
 const NGINX: &str = include_str!("../nginx/nginx.conf.tmpl");
+
+/// The most of one request body nginx holds in memory, KiB (a large batch
+/// of the bench, 430 KiB, fits; docs/operations.md, "Bounds").
+pub const BODY_BUFFER_KB: u64 = 512;
 const HAPROXY: &str = include_str!("../haproxy/haproxy.cfg.tmpl");
 
 /// The nginx config, for an open-file limit of `nofile`, reporting callers
@@ -16,24 +20,37 @@ const HAPROXY: &str = include_str!("../haproxy/haproxy.cfg.tmpl");
 pub fn nginx(config: &Config, nofile: u64, hangup: &HangupTarget) -> Result<String> {
     let run_dir = config.run_dir.display().to_string();
     let ms = |n: u64| format!("{n}ms");
-    let access_log = if config.access_log {
-        format!("access_log {run_dir}/nginx-access.log ssrd buffer=64k flush=1s;")
-    } else {
-        "# No access log (access_log = false).".to_string()
+    let access_log = match &config.access_log {
+        // nginx's stderr is a pipe the supervisor reads and copies to its
+        // own (supervisor/nginx_log.rs): a journald socket or a terminal
+        // could not be opened by path.
+        AccessLog::Stderr => "access_log /dev/stderr ssrd buffer=16k flush=1s;".to_string(),
+        AccessLog::File(path) => {
+            format!("access_log {} ssrd buffer=64k flush=1s;", path.display())
+        }
+        AccessLog::Off => "# No access log (access_log = \"off\").".to_string(),
     };
     let body = format!("{}m", config.max_body_mb);
+    // What of a body nginx keeps in memory while it arrives (the rest goes
+    // to a file): a caller that sends slowly holds at most this much.
+    let body_buffer = format!("{}k", (config.max_body_mb * 1024).min(BODY_BUFFER_KB));
     fill(
         "nginx",
         NGINX,
         &[
             ("run_dir", run_dir),
+            ("user", worker_user()),
             ("host", config.host.to_string()),
             ("port", config.port.to_string()),
             ("haproxy_port", config.haproxy_port.to_string()),
             ("nofile", nofile.to_string()),
             ("connections", connections(nofile).to_string()),
-            ("max_body", body.clone()),
-            ("body_buffer", body),
+            ("max_body", body),
+            ("body_buffer", body_buffer),
+            (
+                "body_temp_dir",
+                config.body_temp_dir().display().to_string(),
+            ),
             ("client_timeout", ms(config.client_timeout_ms)),
             ("upstream_timeout", ms(config.upstream_timeout_ms)),
             ("health_addr", config.health_addr().to_string()),
@@ -42,6 +59,19 @@ pub fn nginx(config: &Config, nofile: u64, hangup: &HangupTarget) -> Result<Stri
             ("hangup_secret", hangup.secret.clone()),
         ],
     )
+}
+
+/// nginx's `user` line. Started as root, nginx would run its workers as
+/// `nobody`, who cannot reach the private run dir, where bodies past the
+/// memory buffer are written: so they run as root too. (Run the tier as
+/// its own user in production, as the systemd unit and the image do; then
+/// nginx's workers are that user and this line is a comment.)
+fn worker_user() -> String {
+    if nix::unistd::geteuid().is_root() {
+        "user root root;".to_string()
+    } else {
+        "# (workers run as the user that started ssrd)".to_string()
+    }
 }
 
 /// The haproxy config. `in_rotation[i]`: worker slot i is READY from the
@@ -89,6 +119,8 @@ pub fn server_name(i: usize) -> String {
 
 /// The haproxy backend holding the workers.
 pub const BACKEND: &str = "workers";
+/// The haproxy backend that refuses requests when no worker is in rotation.
+pub const NO_WORKER: &str = "no_worker";
 
 fn fill(what: &str, template: &str, vars: &[(&str, String)]) -> Result<String> {
     let mut out = template.to_string();

@@ -70,9 +70,13 @@ fn start(mut config: Config) -> Result<i32> {
         format!("{}\n", std::process::id()).as_bytes(),
     )
     .map_err(|e| UpError::setup(format!("writing {}: {e}", config.pid_file().display())))?;
+    rundir::write_stop_plan(&config.run_dir, stop_plan(&config))
+        .map_err(|e| UpError::setup(format!("writing {}: {e}", rundir::STOP_PLAN)))?;
     let pid_file = config.pid_file();
+    let stop_plan_file = config.run_dir.join(rundir::STOP_PLAN);
     let code = run(config, exe, listeners, hangups, store, lock);
     let _ = std::fs::remove_file(pid_file);
+    let _ = std::fs::remove_file(stop_plan_file);
     code
 }
 
@@ -148,6 +152,8 @@ fn run(
             metrics,
             health,
             hangup,
+            nginx_log: supervisor::nginx_log::NginxLog::start()
+                .map_err(|e| UpError::runtime(format!("creating nginx's log pipe: {e}")))?,
         };
         Ok(Supervisor::new(config, parts).run(rx).await)
     })
@@ -177,8 +183,28 @@ pub fn current_nofile() -> u64 {
 pub fn write_configs(config: &Config, nofile: u64, hangup: &HangupTarget) -> Result<()> {
     let nginx = templates::nginx(config, nofile, hangup)?;
     rundir::subdir(&config.run_dir, "nginx")?;
+    body_temp_dir(config)?;
     write(config, "nginx.conf", &nginx)?;
     write_haproxy_config(config, &[])
+}
+
+/// Creates the body temp dir when it is outside the run dir (private to
+/// this user, as the run dir is).
+fn body_temp_dir(config: &Config) -> Result<()> {
+    if config.body_temp_dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.body_temp_dir)
+        .map_err(|e| {
+            UpError::setup(format!(
+                "body_temp_dir {}: {e}",
+                config.body_temp_dir.display()
+            ))
+        })
 }
 
 /// Writes haproxy's config, with these worker slots in rotation.
@@ -252,16 +278,42 @@ pub fn reload(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// `ssrd reopen-logs`: SIGUSR1 to the running tier's nginx, which reopens
+/// its log files (after logrotate moved them away).
+pub fn reopen_logs(config: &Config) -> Result<()> {
+    running_pid(config)?;
+    let nginx_pid = config.run_dir.join("nginx.pid");
+    let pid: i32 = std::fs::read_to_string(&nginx_pid)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| UpError::setup(format!("no nginx pid in {}", nginx_pid.display())))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .map_err(|e| UpError::setup(format!("signalling nginx (pid {pid}): {e}")))?;
+    eprintln!("nginx (pid {pid}) reopens its log files");
+    Ok(())
+}
+
 /// `ssrd stop`: SIGTERM (drain, then a graceful stop) and wait until the
 /// supervisor is gone, at most the drain plus the shutdown timeout plus a
 /// margin for the phases after it.
 pub fn stop(config: &Config) -> Result<()> {
     let pid = running_pid(config)?;
+    // The running tier's own drain and shutdown timeout, not this
+    // command's options.
+    let plan = rundir::read_stop_plan(&config.run_dir).unwrap_or_else(|| stop_plan(config));
     signal_tier(config, pid, nix::sys::signal::Signal::SIGTERM)?;
-    let within = config.drain() + config.shutdown_timeout() + Duration::from_secs(20);
+    let within = Duration::from_secs(plan.drain_seconds)
+        + Duration::from_millis(plan.shutdown_timeout_ms)
+        + Duration::from_secs(20);
+    let draining = match plan.drain_seconds {
+        0 => "stopping at once (no drain)".to_string(),
+        s => format!("draining for {s} s, then stopping"),
+    };
     eprintln!(
-        "sent SIGTERM to ssrd (pid {pid}): draining for {} s, then stopping; waiting up to {} s",
-        config.drain_seconds,
+        "sent SIGTERM to ssrd (pid {pid}): {draining}; waiting up to {} s",
         within.as_secs()
     );
     let deadline = std::time::Instant::now() + within;
@@ -276,6 +328,14 @@ pub fn stop(config: &Config) -> Result<()> {
     }
     eprintln!("ssrd (pid {pid}) stopped");
     Ok(())
+}
+
+/// What a tier running with `config` waits for when stopped.
+pub fn stop_plan(config: &Config) -> rundir::StopPlan {
+    rundir::StopPlan {
+        drain_seconds: config.drain_seconds,
+        shutdown_timeout_ms: config.shutdown_timeout_ms,
+    }
 }
 
 /// Whether `pid` still runs: it exists and is not a zombie (exited, its

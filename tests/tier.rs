@@ -648,7 +648,10 @@ fn missing_binaries_busy_ports_and_bad_bundles_fail_at_once_with_a_message() {
 
     let (code, err) = run(&["--workers", "0"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("workers must be"), "{err}");
+    assert!(
+        err.contains("--workers") && err.contains("1..=512"),
+        "{err}"
+    );
 }
 
 #[test]

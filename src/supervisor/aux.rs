@@ -157,6 +157,7 @@ impl Supervisor {
             env: vec![("NGINX", format!("{LISTEN_FD};"))],
             pipe_stdin: false,
             quiet_stdout: false,
+            stderr: Some(self.nginx_log.fd()),
         })
         .map_err(|e| format!("spawning nginx (through ssrd tether): {e}"))
     }
@@ -180,6 +181,7 @@ impl Supervisor {
             env: vec![],
             pipe_stdin: false,
             quiet_stdout: false,
+            stderr: None,
         })
         .map_err(|e| format!("spawning {}: {e}", self.config.haproxy.display()))
     }

@@ -23,7 +23,7 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::templates::BACKEND;
+use crate::templates::{BACKEND, NO_WORKER};
 
 /// An administrative state of a server in the workers backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,13 @@ pub struct ServerStat {
     pub scur: u64,
     /// Most sessions ever in progress at once.
     pub smax: u64,
+    /// Sessions so far (since haproxy started).
+    pub stot: u64,
+    /// Connection errors so far: for the workers backend, requests whose
+    /// queue wait ran out (and connects that failed).
+    pub econ: u64,
+    /// Which proxy the row is of: "workers" or "no_worker".
+    pub proxy: String,
     /// "UP", "MAINT", "DRAIN", …
     pub status: String,
 }
@@ -173,16 +180,24 @@ pub fn parse_stat(csv: &str) -> Vec<ServerStat> {
     ) else {
         return Vec::new();
     };
+    let (stot, econ) = (col("stot"), col("econ"));
     lines
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.get(px) == Some(&BACKEND))
+        .filter(|f| f.get(px) == Some(&BACKEND) || f.get(px) == Some(&NO_WORKER))
         .map(|f| {
-            let num = |i: usize| f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let num = |i: Option<usize>| {
+                i.and_then(|i| f.get(i))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
             ServerStat {
                 name: f.get(sv).unwrap_or(&"").to_string(),
-                qcur: num(qcur),
-                scur: num(scur),
-                smax: num(smax),
+                qcur: num(Some(qcur)),
+                scur: num(Some(scur)),
+                smax: num(Some(smax)),
+                stot: num(stot),
+                econ: num(econ),
+                proxy: f.get(px).unwrap_or(&"").to_string(),
                 status: f.get(status).unwrap_or(&"").to_string(),
             }
         })
@@ -199,9 +214,12 @@ mod tests {
                    ssrd,FRONTEND,,,3,9,8192,100,OPEN\n\
                    workers,w1,0,0,1,1,1,50,UP\n\
                    workers,w2,0,0,0,1,1,49,MAINT\n\
-                   workers,BACKEND,4,7,1,2,,99,UP\n";
+                   workers,BACKEND,4,7,1,2,,99,UP\n\
+                   no_worker,BACKEND,0,0,0,0,,12,UP\n";
         let rows = parse_stat(csv);
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
+        assert_eq!((rows[3].proxy.as_str(), rows[3].stot), ("no_worker", 12));
+        assert_eq!((rows[2].proxy.as_str(), rows[2].stot), ("workers", 99));
         assert_eq!(rows[0].name, "w1");
         assert_eq!((rows[0].scur, rows[0].smax), (1, 1));
         assert_eq!(rows[1].status, "MAINT");

@@ -8,7 +8,7 @@
 //! short of workers, and the fix differs. docs/operations.md lists every
 //! metric and ships alert rules.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,25 @@ use super::slot::SlotState;
 /// Components beyond this many distinct names are counted as "_other", so a
 /// caller sending random names cannot blow up the metric's cardinality.
 const MAX_COMPONENTS: usize = 200;
+/// The longest component name kept as a label value; a longer one is cut.
+/// With [`MAX_COMPONENTS`], the labels of `/metrics` stay within a few
+/// hundred KiB whatever callers send (docs/operations.md, "Metrics").
+const MAX_LABEL: usize = 64;
+
+/// A component name as a label value: letters, digits and `_.:/@-` (each
+/// other character becomes `_`), at most [`MAX_LABEL`] of them.
+fn label_value(name: &str) -> String {
+    name.chars()
+        .take(MAX_LABEL)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '@' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// Every metric the tier exports.
 pub struct Metrics {
@@ -60,6 +79,12 @@ pub struct Metrics {
     pub rss: IntGaugeVec,
     /// Requests waiting in haproxy's queue (read at scrape time).
     pub queue_length: IntGauge,
+    /// Requests haproxy refused itself, by kind: `no_worker` (none in
+    /// rotation) and `queue_timeout` (the queue wait ran out).
+    pub refusals: IntCounterVec,
+    /// haproxy's own counts behind `refusals` when last read (they restart
+    /// from 0 with haproxy), so only the growth is added.
+    refusals_seen: Mutex<HashMap<&'static str, u64>>,
     /// Bundle reloads by result (ok, failed).
     pub reloads: IntCounterVec,
     /// Requests put in quarantine (they crashed two workers).
@@ -140,6 +165,14 @@ impl Metrics {
             "Requests waiting in haproxy's queue for a free worker.",
         )
         .expect("metric definition");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "ssrd_refused_requests_total",
+                "Requests haproxy answered itself without a worker, by kind (each of nginx's two tries counts).",
+            ),
+            &["kind"],
+        )
+        .expect("metric definition");
         let reloads = IntCounterVec::new(
             Opts::new("ssrd_reloads_total", "Bundle reloads by result."),
             &["result"],
@@ -189,6 +222,7 @@ impl Metrics {
             Box::new(heap.clone()),
             Box::new(rss.clone()),
             Box::new(queue_length.clone()),
+            Box::new(refusals.clone()),
             Box::new(reloads.clone()),
             Box::new(quarantined.clone()),
             Box::new(quarantine_refusals.clone()),
@@ -225,6 +259,8 @@ impl Metrics {
             heap,
             rss,
             queue_length,
+            refusals,
+            refusals_seen: Mutex::new(HashMap::new()),
             reloads,
             quarantined,
             quarantine_refusals,
@@ -236,31 +272,44 @@ impl Metrics {
         })
     }
 
-    /// Records one job. Only components the bundle rendered (or failed in)
-    /// become labels; unknown names share one.
+    /// Records one job. A component name becomes a label once the bundle
+    /// rendered it (the name is then the bundle's, not just a caller's);
+    /// names it never rendered share `_unknown`, whatever their jobs came
+    /// to (a bundle that throws a TypeError for a name it does not know
+    /// would otherwise turn every caller's typo into a label).
     pub fn job(&self, component: Option<&str>, outcome: Outcome, seconds: f64) {
         self.jobs.with_label_values(&[outcome.label()]).inc();
-        let label = match (component, outcome) {
-            (Some(name), Outcome::Ok | Outcome::Error | Outcome::Timeout) => {
-                self.component_label(name)
-            }
-            _ => "_unknown".to_string(),
-        };
+        let label = component
+            .map(|name| self.component_label(name, outcome == Outcome::Ok))
+            .unwrap_or_else(|| "_unknown".to_string());
         self.render_duration
             .with_label_values(&[&label])
             .observe(seconds);
     }
 
-    fn component_label(&self, name: &str) -> String {
+    fn component_label(&self, name: &str, rendered: bool) -> String {
+        let name = label_value(name);
         let mut seen = self.components.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(name) {
-            return name.to_string();
+        if seen.contains(&name) {
+            return name;
+        }
+        if !rendered {
+            return "_unknown".to_string();
         }
         if seen.len() >= MAX_COMPONENTS {
             return "_other".to_string();
         }
-        seen.insert(name.to_string());
-        name.to_string()
+        seen.insert(name.clone());
+        name
+    }
+
+    /// haproxy's count of refusals of `kind` is now `total`: adds what it
+    /// grew by since the last read (all of it after a haproxy restart).
+    pub fn front_refusal(&self, kind: &'static str, total: u64) {
+        let mut seen = self.refusals_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.insert(kind, total).unwrap_or(0);
+        let grown = if total >= last { total - last } else { total };
+        self.refusals.with_label_values(&[kind]).inc_by(grown);
     }
 
     /// The bundle being served is now `id`.
@@ -335,8 +384,16 @@ async fn answer<B>(
         }
     }
     if let Ok(rows) = haproxy.stats().await {
-        if let Some(backend) = rows.iter().find(|r| r.name == "BACKEND") {
-            metrics.queue_length.set(backend.qcur as i64);
+        let backend = |proxy: &str| {
+            rows.iter()
+                .find(|r| r.name == "BACKEND" && r.proxy == proxy)
+        };
+        if let Some(workers) = backend(crate::templates::BACKEND) {
+            metrics.queue_length.set(workers.qcur as i64);
+            metrics.front_refusal("queue_timeout", workers.econ);
+        }
+        if let Some(no_worker) = backend(crate::templates::NO_WORKER) {
+            metrics.front_refusal("no_worker", no_worker.stot);
         }
     }
     let mut r = Response::new(Full::new(Bytes::from(metrics.encode())));
@@ -345,4 +402,46 @@ async fn answer<B>(
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_chosen_names_never_grow_the_metrics() {
+        let m = Metrics::new();
+        m.job(Some("NavBar"), Outcome::Ok, 0.001);
+        m.job(Some("NavBar"), Outcome::Error, 0.001);
+        // Names the bundle never rendered (a naive bundle's TypeError for
+        // an unknown name), however long or odd, share one label.
+        for i in 0..1000 {
+            let name = format!("{i}{}", "x".repeat(4 << 20 >> 10));
+            m.job(Some(&name), Outcome::Error, 0.001);
+            m.job(Some(&name), Outcome::Timeout, 0.001);
+        }
+        let text = m.encode();
+        assert!(text.contains("component=\"NavBar\""), "{text}");
+        assert!(text.contains("component=\"_unknown\""));
+        assert!(text.len() < 64 * 1024, "{} bytes", text.len());
+        // Rendered names are capped in number and in length, and only
+        // plain characters reach a label.
+        for i in 0..1000 {
+            m.job(
+                Some(&format!("C{i}\n\"{}", "y".repeat(1000))),
+                Outcome::Ok,
+                0.001,
+            );
+        }
+        let text = m.encode();
+        assert!(text.contains("component=\"_other\""));
+        let longest = text
+            .lines()
+            .filter_map(|l| l.split("component=\"").nth(1))
+            .map(|v| v.split('"').next().unwrap().len())
+            .max()
+            .unwrap();
+        assert!(longest <= MAX_LABEL, "{longest}");
+        assert!(text.len() < 1024 * 1024, "{} bytes", text.len());
+    }
 }

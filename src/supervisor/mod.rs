@@ -30,6 +30,7 @@ pub mod haproxy_api;
 pub mod health;
 pub mod listeners;
 pub mod metrics;
+pub mod nginx_log;
 mod quarantine;
 mod reason;
 mod recycle;
@@ -122,6 +123,8 @@ pub struct Supervisor {
     announced: bool,
     /// haproxy restarted: re-send every worker's state.
     resync: bool,
+    /// nginx's stderr (and default access log), copied to the supervisor's.
+    nginx_log: nginx_log::NginxLog,
 }
 
 /// What `ssrd up` prepared for the supervisor.
@@ -144,6 +147,8 @@ pub struct Parts {
     pub health: Arc<health::Health>,
     /// Where nginx reports callers that hang up (for rewriting its config).
     pub hangup: hangups::HangupTarget,
+    /// nginx's stderr (and default access log), copied to the supervisor's.
+    pub nginx_log: nginx_log::NginxLog,
 }
 
 impl Supervisor {
@@ -165,6 +170,7 @@ impl Supervisor {
             metrics: parts.metrics,
             health: parts.health,
             hangup: parts.hangup,
+            nginx_log: parts.nginx_log,
             drain_until: None,
             policy,
             jitter: Jitter::from_clock(),
@@ -188,6 +194,14 @@ impl Supervisor {
     /// Starts haproxy, the workers and nginx, then runs the event loop until
     /// the tier has shut down. Returns the process exit code.
     pub async fn run(mut self, mut rx: UnboundedReceiver<Event>) -> i32 {
+        // Every slot is in rotation while its first worker starts: the
+        // listening sockets are the supervisor's, so requests that arrive
+        // before a worker is ready wait in its accept queue (or haproxy's
+        // queue) instead of failing because the tier is starting.
+        for slot in &mut self.slots {
+            slot.in_rotation = true;
+            slot.first_start = true;
+        }
         if let Err(e) = self.start_aux(AuxKind::Haproxy).await {
             log::error("haproxy did not start", json!({"error": e}));
             self.kill_all();
@@ -254,9 +268,14 @@ impl Supervisor {
         telemetry::update_gauges(&self.metrics, &self.slots);
     }
 
-    /// Tells `/health` how many workers are in rotation.
+    /// Tells `/health` how many workers are in rotation and ready (a slot
+    /// kept in rotation while its worker starts does not count).
     fn publish_health(&self) {
-        let in_rotation = self.slots.iter().filter(|s| s.in_rotation).count();
+        let in_rotation = self
+            .slots
+            .iter()
+            .filter(|s| s.in_rotation && s.state == slot::SlotState::Ready)
+            .count();
         self.health.set_rotation(in_rotation, self.slots.len());
     }
 

@@ -133,6 +133,7 @@ impl Check {
             env: vec![],
             pipe_stdin: false,
             quiet_stdout: false,
+            stderr: None,
         })?;
         Ok(Check {
             child,

@@ -55,6 +55,7 @@ impl Supervisor {
             format!("{}\n", std::process::id()).as_bytes(),
         )
         .map_err(|e| e.to_string())?;
+        rundir::write_stop_plan(&dir, up::stop_plan(&self.config)).map_err(|e| e.to_string())?;
         self.store.restore().map_err(|e| e.context)?;
         // nginx's log files went with the directory: reopen them.
         self.nginx.signal(Signal::SIGUSR1);

@@ -81,6 +81,9 @@ pub struct Slot {
     pub replace_reason: Option<Reason>,
     /// Whether haproxy may send this slot new requests (READY).
     pub in_rotation: bool,
+    /// Its first worker is starting, in rotation from the tier's start: it
+    /// may take up to the start timeout (not the respawn grace) to be ready.
+    pub first_start: bool,
     /// The slot's slate: every process filling the slot writes the request
     /// it renders there (as fd 4), read back if the process dies.
     pub slate: Option<File>,
@@ -105,6 +108,7 @@ impl Slot {
             kill_reason: None,
             replace_reason: None,
             in_rotation: false,
+            first_start: false,
             slate: new_slate(),
             stdin: None,
         }
@@ -171,8 +175,13 @@ pub fn plan_exit(
         (None, false, Exit::Code(exit_code::MEMORY_LIMIT)) => Reason::Rss,
         (None, false, _) => Reason::Crash,
     };
+    // Killed from outside (kill -9, the OOM killer) before it got ready:
+    // no crash loop of its own making, so no backoff either.
+    let outside_kill =
+        matches!(exit, Exit::Signal(_)) && !exit.self_inflicted() && killed_for.is_none();
     let after = match state {
         SlotState::Ready => AfterExit::RespawnInRotation,
+        SlotState::Starting { .. } if outside_kill => AfterExit::RespawnInRotation,
         SlotState::Draining { .. } | SlotState::Stopping { .. } => AfterExit::RespawnNow,
         // It never got ready: a crash loop must not spin the CPU.
         SlotState::Starting { .. } | SlotState::Waiting { .. } | SlotState::Stopped => {
@@ -216,7 +225,7 @@ pub fn due(slot: &Slot, now: Instant, limits: &Timeouts) -> Option<Due> {
     match slot.state {
         SlotState::Waiting { until } if until <= now => Some(Due::Spawn),
         SlotState::Starting { since }
-            if slot.in_rotation && elapsed(since) > limits.respawn_grace =>
+            if slot.in_rotation && !slot.first_start && elapsed(since) > limits.respawn_grace =>
         {
             Some(Due::LeaveRotation)
         }
@@ -285,6 +294,24 @@ mod tests {
                 None,
                 Reason::HeapLimit,
                 AfterExit::RespawnInRotation,
+            ),
+            // Killed from outside while it started: at once, in rotation.
+            (
+                starting,
+                kill9,
+                None,
+                None,
+                Reason::Crash,
+                AfterExit::RespawnInRotation,
+            ),
+            // Killed by the supervisor for starting too slowly: back off.
+            (
+                starting,
+                kill9,
+                Some(Reason::StartTimeout),
+                None,
+                Reason::StartTimeout,
+                AfterExit::RespawnAfterBackoff,
             ),
             // Never got ready: back off.
             (
@@ -381,6 +408,13 @@ mod tests {
             Some(Due::Kill(Reason::StartTimeout))
         );
         slot.in_rotation = true;
+        slot.first_start = true;
+        assert_eq!(
+            due(&slot, t0 + Duration::from_secs(4), &limits),
+            None,
+            "the tier's first start may take up to the start timeout"
+        );
+        slot.first_start = false;
         assert_eq!(
             due(&slot, t0 + Duration::from_secs(4), &limits),
             Some(Due::LeaveRotation)

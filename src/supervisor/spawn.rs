@@ -56,6 +56,9 @@ pub struct ChildSpec<'a> {
     /// Send stdout to /dev/null instead of inheriting it (workers: their
     /// events go to a pipe of their own).
     pub quiet_stdout: bool,
+    /// A descriptor to use as stderr instead of the supervisor's (nginx:
+    /// the pipe of nginx_log.rs).
+    pub stderr: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// The most descriptors one child is handed.
@@ -83,7 +86,10 @@ pub fn spawn(spec: &ChildSpec) -> std::io::Result<Child> {
         } else {
             Stdio::inherit()
         })
-        .stderr(Stdio::inherit())
+        .stderr(match spec.stderr {
+            Some(fd) => Stdio::from(fd.try_clone_to_owned()?),
+            None => Stdio::inherit(),
+        })
         .process_group(0);
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe system calls (prctl, fcntl, dup2) with values
@@ -167,6 +173,8 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
         config.semi_space_mb.to_string().into(),
         "--max-body-bytes".into(),
         (config.max_body_mb << 20).to_string().into(),
+        "--max-batch-jobs".into(),
+        config.max_batch_jobs.to_string().into(),
         "--max-html-mb".into(),
         config.max_html_mb.to_string().into(),
         "--isolation".into(),

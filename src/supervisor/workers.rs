@@ -69,6 +69,7 @@ impl Supervisor {
             env: vec![],
             pipe_stdin: true,
             quiet_stdout: true,
+            stderr: None,
         });
         drop(events_tx);
         match spawned {
@@ -181,6 +182,7 @@ impl Supervisor {
                 self.spawn_worker(i);
             }
             AfterExit::RespawnAfterBackoff => {
+                self.slots[i].first_start = false;
                 let fields = self.maint_logged(i, fields).await;
                 log::warn("worker died; set MAINT, restarting after backoff", fields);
                 if plan.reason == Some(Reason::Bundle) && self.rollout.current_slot() == Some(i) {
@@ -297,6 +299,7 @@ impl Supervisor {
         let slot = &mut self.slots[i];
         slot.state = SlotState::Ready;
         slot.in_rotation = true;
+        slot.first_start = false;
         log::info(
             "worker in rotation",
             json!({"worker": name, "worker_pid": slot.pid.map(Pid::as_raw), "boot_s": slot.started.elapsed().as_secs_f64()}),

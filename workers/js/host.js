@@ -113,6 +113,40 @@ class MessageChannel extends messagePort.MessageChannel {
   }
 }
 
+// postMessage(message, [arrayBuffer]): deno_web's transfer of ArrayBuffers
+// needs host support this runtime does not set up (it failed with
+// "serde_v8 error: invalid type; expected: integer, got: ArrayBuffer").
+// So the buffers are sent as copies and then detached here, which is what
+// a transfer looks like to both ends; ports in the list travel as before.
+const portPostMessage = messagePort.MessagePort.prototype.postMessage;
+const arrayBufferTransfer = ArrayBuffer.prototype.transfer;
+const isArrayBuffer = (v) => {
+  try {
+    primordials.ArrayBufferPrototypeGetByteLength(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
+ObjectDefineProperty(messagePort.MessagePort.prototype, "postMessage", writable(function postMessage(message, transferOrOptions) {
+  const list = ArrayIsArray(transferOrOptions)
+    ? transferOrOptions
+    : transferOrOptions !== null && typeof transferOrOptions === "object" && ArrayIsArray(transferOrOptions.transfer)
+      ? transferOrOptions.transfer
+      : null;
+  if (list === null || list.length === 0) {
+    return ReflectApply(portPostMessage, this, [message, transferOrOptions]);
+  }
+  const buffers = [];
+  const rest = [];
+  for (let i = 0; i < list.length; i++) {
+    ArrayPrototypePush(isArrayBuffer(list[i]) ? buffers : rest, list[i]);
+  }
+  const result = ReflectApply(portPostMessage, this, [message, rest]);
+  for (let i = 0; i < buffers.length; i++) ReflectApply(arrayBufferTransfer, buffers[i], []);
+  return result;
+}));
+
 // AbortSignal.timeout runs on an internal timer the wrappers above do not
 // see: rebuild it on a tracked one.
 function abortSignalTimeout(millis) {

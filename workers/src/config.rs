@@ -131,6 +131,7 @@ impl WorkerConfig {
             "isolation": self.isolation.to_string(),
             "warmup_rounds": self.boot.warmup_rounds,
             "max_body_bytes": self.http.max_body_bytes,
+            "max_batch_jobs": self.http.max_batch_jobs,
             "header_timeout_ms": self.http.header_timeout.as_millis() as u64,
             "body_timeout_ms": self.http.body_timeout.as_millis() as u64,
             "v8_flags": self.v8_flags,

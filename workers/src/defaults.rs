@@ -1,5 +1,9 @@
-//! Defaults, written once, that every entry point shares: `ssrd worker`,
-//! `ssrd render`, and `ssrd up` (which passes them on to its workers).
+//! Defaults and ranges, written once, that every entry point shares:
+//! `ssrd worker`, `ssrd render`, and `ssrd up` (which passes them on to its
+//! workers and checks its options against the same ranges before anything
+//! starts, so no option can start a tier whose workers refuse it).
+
+use std::ops::RangeInclusive;
 
 /// Per-job render deadline, ms.
 pub const RENDER_TIMEOUT_MS: u64 = 1000;
@@ -33,4 +37,32 @@ pub const RSS_LIMIT_MB: u64 = 1024;
 /// retirement limit of `rss_limit` bytes (0: neither).
 pub fn memory_guard_bytes(rss_limit: u64) -> u64 {
     rss_limit.saturating_add(rss_limit / 4)
+}
+
+/// The most jobs one `/batch` request may hold.
+pub const MAX_BATCH_JOBS: u64 = 1000;
+/// What `--max-batch-jobs` may be.
+pub const MAX_BATCH_JOBS_RANGE: RangeInclusive<u64> = 1..=100_000;
+/// What `--render-timeout-ms` may be.
+pub const RENDER_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=600_000;
+/// What `--request-budget-ms` may be.
+pub const REQUEST_BUDGET_MS_RANGE: RangeInclusive<u64> = 1..=3_600_000;
+/// What `--heap-limit-mb` may be.
+pub const HEAP_LIMIT_MB_RANGE: RangeInclusive<u64> = 16..=16_384;
+/// What `--semi-space-mb` may be.
+pub const SEMI_SPACE_MB_RANGE: RangeInclusive<u64> = 1..=256;
+/// What `--max-html-mb` may be.
+pub const MAX_HTML_MB_RANGE: RangeInclusive<u64> = 1..=1024;
+/// What `--rss-limit-mb` may be (0: off).
+pub const RSS_LIMIT_MB_RANGE: RangeInclusive<u64> = 0..=1_048_576;
+/// What a client timeout (`--header-timeout-ms`, `--body-timeout-ms`) may be.
+pub const CLIENT_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=3_600_000;
+/// What `--max-body-bytes` may be (1 GiB at most).
+pub const MAX_BODY_BYTES_RANGE: RangeInclusive<u64> = 1..=(1 << 30);
+/// What `--warmup-rounds` may be.
+pub const WARMUP_ROUNDS_RANGE: RangeInclusive<u64> = 0..=1000;
+
+/// A range as clap's integer parser takes it.
+pub const fn clap_range(r: RangeInclusive<u64>) -> RangeInclusive<i64> {
+    (*r.start() as i64)..=(*r.end() as i64)
 }

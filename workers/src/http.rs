@@ -45,6 +45,8 @@ use crate::slate;
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The most jobs one batch may hold (more: 400).
+    pub max_batch_jobs: usize,
     /// How long a client may take to send the request headers.
     pub header_timeout: Duration,
     /// How long a client may take to send the body.
@@ -65,6 +67,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_batch_jobs: defaults::MAX_BATCH_JOBS as usize,
             header_timeout: Duration::from_millis(defaults::HEADER_TIMEOUT_MS),
             body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
             drain_timeout: Duration::from_secs(30),
@@ -236,7 +239,7 @@ async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
     let with_markup = wants_markup(&req);
     let body = crate::body::read(req, &ctx.config).await?;
     let hash = admit(ctx, "/batch", &body, &origin)?;
-    let jobs = protocol::parse_batch(&body)?;
+    let jobs = protocol::parse_batch_within(&body, ctx.config.max_batch_jobs)?;
     drop(body);
     // The props are needed again for the markup: keep a copy only then.
     let markup_props: Option<Vec<_>> = with_markup.then(|| {
@@ -481,14 +484,17 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
 /// A failed request: the status, the kind in `X-Ssrd-Error`, and a text
 /// body `Name: what was wrong` (error.rs says why it is not JSON).
 fn text_error(status: StatusCode, name: &str, message: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{name}: {message}\n"))));
+    // The text starts with the kind as the header carries it.
+    let kind = error_token(name);
+    let shown = kind.to_str().unwrap_or("Error");
+    let mut r = Response::new(Full::new(Bytes::from(format!("{shown}: {message}\n"))));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    h.insert(crate::error::ERROR_HEADER, error_token(name));
+    h.insert(crate::error::ERROR_HEADER, kind);
     r
 }
 

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -66,6 +66,14 @@ impl JobResult {
 
 /// Parses a `/batch` body into jobs, in the order the caller wrote them.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Job>> {
+    parse_batch_within(body, usize::MAX)
+}
+
+/// As [`parse_batch`], refusing a batch of more than `max_jobs` jobs (400):
+/// one request cannot hold a worker for the time of a hundred thousand
+/// tiny renders (`--max-batch-jobs`). Parsing stops at the first job past
+/// the cap.
+pub fn parse_batch_within(body: &[u8], max_jobs: usize) -> Result<Vec<Job>> {
     let text = utf8(body)?;
     if text.trim().is_empty() {
         return Err(Error::bad_request(
@@ -73,7 +81,16 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Job>> {
         ));
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let batch = BatchWire::deserialize(&mut de).map_err(json_error)?;
+    let batch = BatchSeed { max_jobs }.deserialize(&mut de).map_err(|e| {
+        if e.to_string().starts_with(TOO_MANY) {
+            Error::bad_request(format!(
+                "the batch has more than {max_jobs} jobs, the most one request may hold \
+                     (max_batch_jobs / --max-batch-jobs); split it"
+            ))
+        } else {
+            json_error(e)
+        }
+    })?;
     de.end().map_err(json_error)?;
     Ok(batch.0)
 }
@@ -125,13 +142,38 @@ fn check_props(raw: Box<RawValue>) -> Box<RawValue> {
 /// array of jobs (Hypernova's server takes one too: tokens are the indexes).
 struct BatchWire(Vec<Job>);
 
-impl<'de> Deserialize<'de> for BatchWire {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(BatchVisitor)
+/// Marks the error of a batch over its job cap.
+const TOO_MANY: &str = "ssrd: too many jobs";
+
+/// Deserializes a [`BatchWire`] of at most `max_jobs` jobs.
+struct BatchSeed {
+    max_jobs: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BatchSeed {
+    type Value = BatchWire;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<BatchWire, D::Error> {
+        d.deserialize_any(BatchVisitor {
+            max_jobs: self.max_jobs,
+        })
     }
 }
 
-struct BatchVisitor;
+struct BatchVisitor {
+    /// The most jobs accepted.
+    max_jobs: usize,
+}
+
+impl BatchVisitor {
+    /// Refuses one more job when `jobs` is already at the cap.
+    fn check<E: de::Error>(&self, jobs: &[Job]) -> std::result::Result<(), E> {
+        if jobs.len() >= self.max_jobs {
+            return Err(E::custom(TOO_MANY));
+        }
+        Ok(())
+    }
+}
 
 impl<'de> Visitor<'de> for BatchVisitor {
     type Value = BatchWire;
@@ -143,6 +185,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<BatchWire, A::Error> {
         let mut jobs: Vec<Job> = Vec::new();
         while let Some(entry) = seq.next_element::<JobWire>()? {
+            self.check::<A::Error>(&jobs)?;
             let token = jobs.len().to_string();
             jobs.push(Job {
                 spec: entry.into_spec(&token),
@@ -157,6 +200,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
         let mut seen = std::collections::HashSet::new();
         while let Some(token) = map.next_key::<String>()? {
             let entry: JobWire = map.next_value()?;
+            self.check::<A::Error>(&jobs)?;
             if !seen.insert(token.clone()) {
                 return Err(de::Error::custom(format!(
                     "job token {token:?} appears twice"
@@ -405,6 +449,21 @@ mod tests {
             assert_eq!(err.kind.status(), 400, "{body:?}");
             assert!(err.context.contains(needle), "{body:?}: {}", err.context);
         }
+    }
+
+    #[test]
+    fn a_batch_over_its_job_cap_is_refused_whole() {
+        let jobs = |n: usize| {
+            let body: Vec<String> = (0..n).map(|i| format!(r#""{i}":{{"name":"A"}}"#)).collect();
+            format!("{{{}}}", body.join(","))
+        };
+        assert_eq!(parse_batch_within(jobs(3).as_bytes(), 3).unwrap().len(), 3);
+        let err = parse_batch_within(jobs(4).as_bytes(), 3).unwrap_err();
+        assert_eq!(err.kind.status(), 400);
+        assert!(err.context.contains("more than 3 jobs"), "{}", err.context);
+        let array = format!("[{}]", [r#"{"name":"A"}"#; 4].join(","));
+        assert!(parse_batch_within(array.as_bytes(), 3).is_err());
+        assert_eq!(parse_batch_within(array.as_bytes(), 4).unwrap().len(), 4);
     }
 
     #[test]
