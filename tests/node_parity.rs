@@ -62,7 +62,14 @@ fn ssrd_render(w: &Worker, jobs: &Value) -> Vec<Value> {
             json!({"name": job["name"], "data": job["props"]}),
         );
     }
-    let v = w.batch(&Value::Object(batch));
+    // The component's own HTML (the bundle would wrap it in placement
+    // markup otherwise), which is what Node's render gives.
+    let r = w.post(
+        "/batch?markup=0",
+        Value::Object(batch).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
     (0..jobs.as_array().unwrap().len())
         .map(|i| {
             let r = &v["results"][i.to_string()];

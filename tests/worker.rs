@@ -109,7 +109,12 @@ fn real_components_render_with_intl_and_escaped_props() {
     assert!(html.contains("\u{a0}€"), "Intl formats EUR for de-DE");
 
     let nasty = "</script><script>window.__pwned=1</script> </script \u{2028}\u{2029}";
-    let v = w.batch(&json!({"0": {"name": "HelloWorld", "data": {"name": nasty}}}));
+    // The component's own HTML (the placement markup around it is checked
+    // in a_placement_bundle_answers_batch_html_in_hypernovas_markup).
+    let body = json!({"0": {"name": "HelloWorld", "data": {"name": nasty}}});
+    let v = w
+        .post("/batch?markup=0", body.to_string().as_bytes())
+        .json();
     let html = v["results"]["0"]["html"].as_str().unwrap();
     assert!(
         !html.contains("</script"),
@@ -530,7 +535,8 @@ fn snapshot_boots_render_the_same_html() {
     let snap = dir.join("server.snap");
     let plain = Worker::start(&bundle("server.js"), &[]);
     let body = common::bench_fixture("batch-small.json");
-    let expected = plain.post("/batch", &body).json();
+    // Bare HTML: the placement markup carries a fresh id every time.
+    let expected = plain.post("/batch?markup=0", &body).json();
     drop(plain);
     for mode in ["built", "loaded"] {
         let w = Worker::start(
@@ -538,7 +544,7 @@ fn snapshot_boots_render_the_same_html() {
             &["--snapshot", snap.to_str().unwrap()],
         );
         assert_eq!(w.ready["snapshot"], mode);
-        let got = w.post("/batch", &body).json();
+        let got = w.post("/batch?markup=0", &body).json();
         for token in ["0", "1", "2", "3"] {
             assert_eq!(
                 got["results"][token]["html"], expected["results"][token]["html"],
@@ -805,4 +811,60 @@ fn a_caller_that_goes_away_stops_its_render_at_once() {
         stats["jobs"]["timeout"], 2,
         "only the two cut short: {stats}"
     );
+}
+
+/// A bundle that declares `markup: "placement"` (the example bundle) gets
+/// every rendered job's /batch `html` in Hypernova's placement markup, so
+/// the unchanged Hypernova clients, which paste `html`, get pages that
+/// hydrate; a caller that writes the markup itself asks for bare HTML.
+#[test]
+fn a_placement_bundle_answers_batch_html_in_hypernovas_markup() {
+    let w = Worker::start(&bundle("server.js"), &[]);
+    let body =
+        json!({"0": {"name": "HelloWorld", "data": {"name": "Loft"}}, "1": {"name": "Nope"}});
+    let v = w.batch(&body);
+    let html = v["results"]["0"]["html"].as_str().unwrap();
+    assert!(
+        html.starts_with("<div data-hypernova-key=\"HelloWorld\" data-hypernova-id=\""),
+        "{html}"
+    );
+    assert!(html.contains("Loft"), "{html}");
+    assert!(
+        html.contains("<script type=\"application/json\" data-hypernova-key=\"HelloWorld\"")
+            && html.ends_with("<!--{\"name\":\"Loft\"}--></script>"),
+        "{html}"
+    );
+    // A failed job is left for the caller's fallback.
+    assert_eq!(v["results"]["1"]["html"], Value::Null);
+    // Bare on request; ?markup=1 keeps the placement apart, in meta.
+    let bare = w
+        .post("/batch?markup=0", body.to_string().as_bytes())
+        .json();
+    let bare_html = bare["results"]["0"]["html"].as_str().unwrap();
+    assert!(
+        bare_html.starts_with("<div class=\"hello-world\">"),
+        "{bare_html}"
+    );
+    let meta = w
+        .post("/batch?markup=1", body.to_string().as_bytes())
+        .json();
+    assert_eq!(meta["results"]["0"]["html"], bare["results"]["0"]["html"]);
+    assert!(meta["results"]["0"]["meta"]["markup"]
+        .as_str()
+        .unwrap()
+        .starts_with("<div data-hypernova-key=\"HelloWorld\""));
+    // /render is ssrd's own route: bare HTML.
+    let single = w.post("/render/HelloWorld", br#"{"name":"Loft"}"#).text();
+    assert!(
+        single.starts_with("<div class=\"hello-world\">"),
+        "{single}"
+    );
+    drop(w);
+    // A bundle that does not declare it (faults.js) is answered as it renders.
+    let w = Worker::faults(&[]);
+    let v = w.batch(&json!({"0": {"name": "HelloWorld", "data": {"name": "Loft"}}}));
+    assert!(v["results"]["0"]["html"]
+        .as_str()
+        .unwrap()
+        .starts_with("<div class=\"hello-world\">"));
 }

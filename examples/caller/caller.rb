@@ -26,6 +26,10 @@ require "socket"
 require "uri"
 
 SSRD_URL = URI(ENV.fetch("SSRD_URL", "http://127.0.0.1:9000/batch"))
+# This caller writes the placement markup itself (below), so it asks for the
+# bare HTML even of a bundle that has ssrd wrap it (README, "The bundle
+# contract": markup).
+SSRD_URL.query = [SSRD_URL.query, "markup=0"].compact.join("&") unless SSRD_URL.query.to_s.include?("markup=")
 OPEN_TIMEOUT_S = Float(ENV.fetch("SSRD_OPEN_TIMEOUT_MS", "100")) / 1000
 TIMEOUT_S = Float(ENV.fetch("SSRD_TIMEOUT_MS", "600")) / 1000
 PORT = Integer(ENV.fetch("PORT", "8080"))

@@ -18,4 +18,7 @@ installServerRenderer(components, {
     { name: "StyledCard", props: styledCardProps() },
   ],
   extra: modernRenderers,
+  // client-entry.js finds components by Hypernova's placement markup: have
+  // /batch answers carry it, so Hypernova's clients get pages that hydrate.
+  markup: "placement",
 });

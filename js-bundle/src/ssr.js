@@ -11,10 +11,15 @@ function notRegistered(name) {
   return error;
 }
 
-export function installServerRenderer(components, { warmup = [], extra = {} } = {}) {
+export function installServerRenderer(components, { warmup = [], extra = {}, markup } = {}) {
   const registry = Object.assign(Object.create(null), components);
   globalThis.ssrd = {
     contract: 1,
+    // "placement": the bundle's client (client-entry.js) finds components
+    // by Hypernova's placement markup, so /batch answers carry it in
+    // `html`, and the unchanged Hypernova clients (which paste `html` as it
+    // is) get pages that hydrate (README, "The bundle contract").
+    markup,
     components: Object.keys(registry),
     warmup,
     render(name, props, _context) {

@@ -681,7 +681,17 @@ function checkContract() {
   if (api.warmup !== undefined && !ArrayIsArray(api.warmup)) {
     return "globalThis.ssrd.warmup must be an array of {name, props}";
   }
+  if (api.markup !== undefined && api.markup !== "placement") {
+    return 'globalThis.ssrd.markup must be "placement" or absent (see README: Bundle contract)';
+  }
   return "";
+}
+
+// "placement" when the bundle's client finds components by Hypernova's
+// placement markup and wants /batch answers to carry it in `html` (the
+// unchanged Hypernova clients paste `html` as it is); "" otherwise.
+function markupMode() {
+  return globalThis.ssrd.markup === "placement" ? "placement" : "";
 }
 
 // The warm-up jobs the bundle asked for, as [name, propsJson] pairs.
@@ -885,7 +895,7 @@ ObjectDefineProperty(
   "__ssrdHost",
   {
     __proto__: null,
-    value: { renderJob, checkContract, warmupJobs, onStart, afterJob, lockdown, beforeSnapshot },
+    value: { renderJob, checkContract, markupMode, warmupJobs, onStart, afterJob, lockdown, beforeSnapshot },
     enumerable: false,
     configurable: true,
   },

@@ -42,6 +42,8 @@ pub struct Boot {
     pub warmup_ms: f64,
     /// "loaded", "built" or "none".
     pub snapshot: &'static str,
+    /// The bundle wants its /batch HTML in Hypernova's placement markup.
+    pub placement: bool,
 }
 
 /// Everything needed to start another engine like the first one, fast:
@@ -94,12 +96,14 @@ pub fn boot_with_recipe(config: &BootConfig) -> Result<(Engine, Boot, Recipe)> {
     let boot_ms = ms(started.elapsed());
     let warm = Instant::now();
     warm_up(&mut engine, config.warmup_rounds, config.render_timeout)?;
+    let placement = engine.wants_placement();
     Ok((
         engine,
         Boot {
             boot_ms,
             warmup_ms: ms(warm.elapsed()),
             snapshot: origin,
+            placement,
         },
         Recipe { bundle, options },
     ))

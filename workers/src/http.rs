@@ -47,6 +47,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// The most jobs one batch may hold (more: 400).
     pub max_batch_jobs: usize,
+    /// The bundle wants each rendered job's `html` in Hypernova's placement
+    /// markup (unless the caller asks `?markup=0` or `?markup=1`).
+    pub wrap_placement: bool,
     /// How long a client may take to send the request headers.
     pub header_timeout: Duration,
     /// How long a client may take to send the body.
@@ -68,6 +71,7 @@ impl Default for HttpConfig {
         HttpConfig {
             max_body_bytes: defaults::MAX_BODY_BYTES,
             max_batch_jobs: defaults::MAX_BATCH_JOBS as usize,
+            wrap_placement: false,
             header_timeout: Duration::from_millis(defaults::HEADER_TIMEOUT_MS),
             body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
             drain_timeout: Duration::from_secs(30),
@@ -236,13 +240,19 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
 }
 
 async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
-    let with_markup = wants_markup(&req);
+    let asked = markup_query(&req);
+    let with_markup = asked == Some(true);
+    // A bundle that declared `markup: "placement"` gets its HTML wrapped,
+    // for callers that paste `html` as it is (Hypernova's clients), unless
+    // the caller asked for the markup apart (?markup=1) or bare HTML
+    // (?markup=0).
+    let wrap = asked.is_none() && ctx.config.wrap_placement;
     let body = crate::body::read(req, &ctx.config).await?;
     let hash = admit(ctx, "/batch", &body, &origin)?;
     let jobs = protocol::parse_batch_within(&body, ctx.config.max_batch_jobs)?;
     drop(body);
     // The props are needed again for the markup: keep a copy only then.
-    let markup_props: Option<Vec<_>> = with_markup.then(|| {
+    let markup_props: Option<Vec<_>> = (with_markup || wrap).then(|| {
         jobs.iter()
             .map(|j| {
                 j.spec
@@ -257,7 +267,18 @@ async fn batch(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Resp
     log_failures(&request_id, &reply.results);
     if let Some(props) = markup_props {
         for (result, props) in reply.results.iter_mut().zip(props) {
-            if let Some((name, props)) = props {
+            let Some((name, props)) = props else {
+                continue;
+            };
+            if wrap {
+                // Failed jobs stay as they are: the caller writes their
+                // fallback (Hypernova's clients do).
+                if let Ok(rendered) = &mut result.outcome {
+                    let html = std::mem::take(&mut rendered.html);
+                    rendered.html =
+                        markup::placement(&name, Some(&html), &props, &markup::new_id());
+                }
+            } else {
                 add_markup(result, &name, &props);
             }
         }
@@ -362,9 +383,18 @@ async fn render(
 
 /// `?markup=1`: also answer Hypernova placement markup (see markup.rs).
 fn wants_markup(req: &Request<Incoming>) -> bool {
-    req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "markup=1" || kv == "markup=true")
+    markup_query(req) == Some(true)
+}
+
+/// What the caller asked of the markup: `?markup=1` (true), `?markup=0`
+/// (false), or nothing.
+fn markup_query(req: &Request<Incoming>) -> Option<bool> {
+    req.uri().query().and_then(|q| {
+        q.split('&').find_map(|kv| match kv {
+            "markup=1" | "markup=true" => Some(true),
+            "markup=0" | "markup=false" => Some(false),
+            _ => None,
+        })
     })
 }
 

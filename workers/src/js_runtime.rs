@@ -140,6 +140,9 @@ pub struct Engine {
     buffers: Arc<memory::BufferBudget>,
     /// The largest answer one job may return.
     max_answer_bytes: usize,
+    /// The bundle asked for its /batch HTML in Hypernova's placement
+    /// markup (`globalThis.ssrd.markup = "placement"`).
+    placement: bool,
     /// Watches resident memory while a render runs, if a limit is set.
     memory_guard: Option<MemoryGuard>,
     /// Set once a render passed the memory guard's limit: the worker
@@ -238,6 +241,7 @@ impl Engine {
             heap_limit: options.heap_limit_bytes,
             buffers,
             max_answer_bytes: options.max_answer_bytes,
+            placement: false,
             memory_guard,
             memory_exceeded: false,
             tokio,
@@ -246,6 +250,7 @@ impl Engine {
         if !problem.is_empty() {
             return Err(Error::bundle(format!("{}: {problem}", bundle.name)));
         }
+        engine.placement = engine.call_host_string("markupMode")? == "placement";
         engine.call_host_string("onStart")?;
         Ok(engine)
     }
@@ -360,6 +365,12 @@ impl Engine {
     /// tasks are posted to), e.g. to wait for the next request with a timeout.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.tokio.block_on(future)
+    }
+
+    /// True when the bundle asked for its /batch HTML in Hypernova's
+    /// placement markup (README, "The bundle contract").
+    pub fn wants_placement(&self) -> bool {
+        self.placement
     }
 
     /// True once a render took the process past the memory guard's limit:

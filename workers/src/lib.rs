@@ -146,6 +146,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
             return exit_code::FAILURE;
         }
     };
+    http_config.wrap_placement = boot.placement;
     http_rt.block_on(async move {
         let local = listener.local_addr().map(|a| a.port()).unwrap_or(config.port);
         let listener = match listener
