@@ -216,6 +216,15 @@ impl ConfigFile {
 }
 
 impl Config {
+    /// What a tier running with this config waits for when stopped
+    /// (`ssrd stop` reads it from the run dir).
+    pub fn stop_plan(&self) -> crate::rundir::StopPlan {
+        crate::rundir::StopPlan {
+            drain_seconds: self.drain_seconds,
+            shutdown_timeout_ms: self.shutdown_timeout_ms,
+        }
+    }
+
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(UpError::config(msg));

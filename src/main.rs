@@ -4,9 +4,9 @@
 //!
 //! - [`cli`]: the subcommands and their flags; [`options`] + [`config`]:
 //!   every `ssrd up` option declared once (flag, TOML key, default);
-//! - [`up`]: checks and start-up of the tier ([`preflight`], [`templates`]
-//!   render the nginx and haproxy configs), then hands over to the
-//!   [`supervisor`], which keeps it running;
+//! - [`up`]: checks and start-up of the tier ([`preflight`]; [`templates`]
+//!   renders the nginx and haproxy configs, [`configs`] writes them), then
+//!   hands over to the [`supervisor`], which keeps it running;
 //! - [`rundir`]: the private run dir; [`leftovers`]: what a crashed tier
 //!   left there; [`bundle_store`]: the bundles the tier accepted;
 //! - [`tether`]: `ssrd tether`, which keeps nginx's processes from
@@ -21,6 +21,7 @@
 mod bundle_store;
 mod cli;
 mod config;
+mod configs;
 mod error;
 mod health_cmd;
 mod leftovers;

@@ -6,9 +6,17 @@
 
 use crate::config::{AccessLog, Config};
 use crate::error::{Result, UpError};
-use crate::supervisor::hangups::HangupTarget;
 
 const NGINX: &str = include_str!("../nginx/nginx.conf.tmpl");
+
+/// Where nginx sends hang-ups: the port and the secret its lines start with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HangupTarget {
+    /// The supervisor's UDP port on 127.0.0.1.
+    pub port: u16,
+    /// Random hex; a datagram without it is ignored.
+    pub secret: String,
+}
 
 /// The most of one request body nginx holds in memory, KiB (a large batch
 /// of the bench, 430 KiB, fits; docs/operations.md, "Bounds").

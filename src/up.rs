@@ -14,7 +14,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use serde_json::json;
 use ssrd_worker::log;
 
@@ -22,13 +21,13 @@ use crate::bundle_store::{BundleStore, Stored};
 use crate::config::Config;
 use crate::error::{Result, UpError};
 use crate::leftovers::{self, RunLock};
-use crate::supervisor::hangups::{HangupFeed, HangupTarget};
+use crate::supervisor::hangups::HangupFeed;
 use crate::supervisor::haproxy_api::HaproxyApi;
 use crate::supervisor::health::Health;
 use crate::supervisor::listeners::Listeners;
 use crate::supervisor::metrics::{self, Metrics};
 use crate::supervisor::{self, Supervisor};
-use crate::{preflight, rundir, templates};
+use crate::{configs, preflight, rundir, templates};
 
 /// Runs the tier in the foreground; returns the exit code.
 pub fn up(config: Config) -> i32 {
@@ -51,8 +50,8 @@ fn start(mut config: Config) -> Result<i32> {
     preflight::ports_free(&config)?;
     let listeners = Listeners::bind(&config)?;
     let hangups = HangupFeed::bind()?;
-    let nofile = raise_nofile();
-    write_configs(&config, nofile, &hangups.target)?;
+    let nofile = configs::raise_nofile();
+    configs::write_configs(&config, nofile, &hangups.target, &[])?;
     check_configs(&config)?;
     let mut store = BundleStore::new(&config.run_dir);
     if !config.bundle.is_file() {
@@ -70,7 +69,7 @@ fn start(mut config: Config) -> Result<i32> {
         format!("{}\n", std::process::id()).as_bytes(),
     )
     .map_err(|e| UpError::setup(format!("writing {}: {e}", config.pid_file().display())))?;
-    rundir::write_stop_plan(&config.run_dir, stop_plan(&config))
+    rundir::write_stop_plan(&config.run_dir, config.stop_plan())
         .map_err(|e| UpError::setup(format!("writing {}: {e}", rundir::STOP_PLAN)))?;
     let pid_file = config.pid_file();
     let stop_plan_file = config.run_dir.join(rundir::STOP_PLAN);
@@ -159,69 +158,6 @@ fn run(
     })
 }
 
-/// Raises this process's open-file limit to its hard limit (children
-/// inherit it) and returns it: nginx sizes its connections from it.
-fn raise_nofile() -> u64 {
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 1024;
-    };
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return hard;
-    }
-    soft
-}
-
-/// The open-file limit now, for printing configs.
-pub fn current_nofile() -> u64 {
-    getrlimit(Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024)
-}
-
-/// Writes nginx's config, and haproxy's with every worker out of rotation
-/// (the supervisor rewrites it at every haproxy start).
-pub fn write_configs(config: &Config, nofile: u64, hangup: &HangupTarget) -> Result<()> {
-    let nginx = templates::nginx(config, nofile, hangup)?;
-    rundir::subdir(&config.run_dir, "nginx")?;
-    body_temp_dir(config)?;
-    write(config, "nginx.conf", &nginx)?;
-    write_haproxy_config(config, &[])
-}
-
-/// Creates the body temp dir when it is outside the run dir (private to
-/// this user, as the run dir is).
-fn body_temp_dir(config: &Config) -> Result<()> {
-    if config.body_temp_dir.as_os_str().is_empty() {
-        return Ok(());
-    }
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.body_temp_dir)
-        .map_err(|e| {
-            UpError::setup(format!(
-                "body_temp_dir {}: {e}",
-                config.body_temp_dir.display()
-            ))
-        })
-}
-
-/// Writes haproxy's config, with these worker slots in rotation.
-pub fn write_haproxy_config(config: &Config, in_rotation: &[bool]) -> Result<()> {
-    let haproxy = templates::haproxy(config, in_rotation)?;
-    write(config, "haproxy.cfg", &haproxy)
-}
-
-fn write(config: &Config, name: &str, text: &str) -> Result<()> {
-    rundir::write_file(&config.run_dir, name, text.as_bytes()).map_err(|e| {
-        UpError::setup(format!(
-            "writing {}: {e}",
-            config.run_dir.join(name).display()
-        ))
-    })
-}
-
 /// `nginx -t` and `haproxy -c` on the written configs. haproxy checks that
 /// its inherited descriptors are what the config says (a listening socket
 /// at fd 3, a socket pair at fd 4), so the check gets stand-ins.
@@ -250,7 +186,7 @@ pub fn check_configs(config: &Config) -> Result<()> {
 /// `ssrd config`: print both configs, optionally checked.
 pub fn print_config(mut config: Config, check: bool) -> Result<()> {
     config.run_dir = absolute(&config.run_dir);
-    let nofile = current_nofile();
+    let nofile = configs::current_nofile();
     // A real port (nginx -t checks it), bound only while printing.
     let hangups = HangupFeed::bind()?;
     let nginx = templates::nginx(&config, nofile, &hangups.target)?;
@@ -263,7 +199,7 @@ pub fn print_config(mut config: Config, check: bool) -> Result<()> {
         config.nginx = preflight::find_binary(&config.nginx, "nginx", "--nginx")?;
         config.haproxy = preflight::find_binary(&config.haproxy, "haproxy", "--haproxy")?;
         rundir::prepare(&config.run_dir)?;
-        write_configs(&config, nofile, &hangups.target)?;
+        configs::write_configs(&config, nofile, &hangups.target, &[])?;
         check_configs(&config)?;
         eprintln!("nginx -t and haproxy -c accept both configs");
     }
@@ -303,7 +239,7 @@ pub fn stop(config: &Config) -> Result<()> {
     let pid = running_pid(config)?;
     // The running tier's own drain and shutdown timeout, not this
     // command's options.
-    let plan = rundir::read_stop_plan(&config.run_dir).unwrap_or_else(|| stop_plan(config));
+    let plan = rundir::read_stop_plan(&config.run_dir).unwrap_or_else(|| config.stop_plan());
     signal_tier(config, pid, nix::sys::signal::Signal::SIGTERM)?;
     let within = Duration::from_secs(plan.drain_seconds)
         + Duration::from_millis(plan.shutdown_timeout_ms)
@@ -328,14 +264,6 @@ pub fn stop(config: &Config) -> Result<()> {
     }
     eprintln!("ssrd (pid {pid}) stopped");
     Ok(())
-}
-
-/// What a tier running with `config` waits for when stopped.
-pub fn stop_plan(config: &Config) -> rundir::StopPlan {
-    rundir::StopPlan {
-        drain_seconds: config.drain_seconds,
-        shutdown_timeout_ms: config.shutdown_timeout_ms,
-    }
 }
 
 /// Whether `pid` still runs: it exists and is not a zombie (exited, its

@@ -1,6 +1,6 @@
-// Hypernova's placement markup (docs: protocol.md, "Fallback markup"), read
+// Hypernova's placement markup (docs/protocol.md, "Placement markup"), read
 // in the browser. The writer side lives with callers (examples/caller) and in
-// the worker (`?markup=1`); this reader accepts both Hypernova's own escaping
+// the worker (bundles that declare `markup: "placement"`, and `?markup=1`); this reader accepts both Hypernova's own escaping
 // and ssrd's stricter one.
 
 export function toKey(name) {

@@ -1,4 +1,4 @@
-// Server side of the ssrd bundle contract (see README "Bundle contract").
+// Server side of the ssrd bundle contract (README, "The bundle contract").
 // The worker knows nothing about React: it calls globalThis.ssrd.render(name,
 // props, context) and takes back HTML. This file is the only place that maps
 // that call onto React.

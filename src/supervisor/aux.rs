@@ -166,7 +166,7 @@ impl Supervisor {
         // The config names the workers in rotation now: a restarted haproxy
         // routes at once instead of starting with every worker in MAINT.
         let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
-        crate::up::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
+        crate::configs::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
         let channel: OwnedFd = self
             .api
             .new_channel()

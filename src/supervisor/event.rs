@@ -1,5 +1,6 @@
-//! What the supervisor's event loop reacts to. signals.rs and the worker
-//! stdout readers in spawn.rs send these; mod.rs receives them.
+//! What the supervisor's event loop reacts to. signals.rs and the readers
+//! of the workers' event pipes (fd 5) in spawn.rs send these; mod.rs
+//! receives them.
 
 use nix::unistd::Pid;
 
@@ -7,7 +8,7 @@ use nix::unistd::Pid;
 pub enum Event {
     /// A signal arrived (SIGCHLD, SIGHUP, SIGTERM, SIGINT).
     Signal(i32),
-    /// A line a worker wrote to stdout (its contract: events.rs in the
+    /// A line a worker wrote on its event pipe, fd 5 (its contract: events.rs in the
     /// worker crate), with the slot and process it came from.
     Line { slot: usize, pid: Pid, line: String },
     /// nginx reported that the caller of this request hung up (hangups.rs).

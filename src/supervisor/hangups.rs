@@ -17,16 +17,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::event::Event;
 use super::Supervisor;
 use crate::error::{Result, UpError};
+use crate::templates::HangupTarget;
 use ssrd_worker::events::Control;
-
-/// Where nginx sends hang-ups: the port and the secret its lines start with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HangupTarget {
-    /// The supervisor's UDP port on 127.0.0.1.
-    pub port: u16,
-    /// Random hex; a datagram without it is ignored.
-    pub secret: String,
-}
 
 /// The supervisor's end: a bound UDP socket and its target.
 pub struct HangupFeed {

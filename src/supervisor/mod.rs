@@ -1,8 +1,8 @@
 //! The supervisor: keeps nginx, haproxy and N workers running as one tier.
 //!
 //! A single event loop on the main thread, fed by a channel: signals
-//! (signals.rs), worker stdout lines (ready line, request events,
-//! heartbeats; spawn.rs) and a 100 ms tick. This file is only the loop and
+//! (signals.rs), the lines workers write on their event pipe, fd 5 (ready
+//! line, request events, heartbeats; spawn.rs) and a 100 ms tick. This file is only the loop and
 //! the dispatch; each concern has its own file:
 //!
 //! - `slot.rs`: a worker slot's states and the decisions about it (what an
@@ -77,7 +77,7 @@ pub struct Supervisor {
     config: Config,
     /// This binary, to spawn workers and bundle checks.
     exe: PathBuf,
-    /// For worker stdout forwarders.
+    /// For the forwarders of workers' event pipes (fd 5).
     tx: UnboundedSender<Event>,
     /// haproxy's runtime API.
     api: HaproxyApi,
@@ -86,7 +86,7 @@ pub struct Supervisor {
     /// What `/health` says; published after every event.
     health: Arc<health::Health>,
     /// Where nginx reports callers that hang up (its config names it).
-    hangup: hangups::HangupTarget,
+    hangup: crate::templates::HangupTarget,
     /// A stop signal arrived: the tier drains (serving, /health 503) until
     /// then, and stops after.
     drain_until: Option<Instant>,
@@ -139,14 +139,14 @@ pub struct Parts {
     pub lock: RunLock,
     /// haproxy's runtime API (shared with the metrics server).
     pub api: HaproxyApi,
-    /// For worker stdout forwarders.
+    /// For the forwarders of workers' event pipes (fd 5).
     pub tx: UnboundedSender<Event>,
     /// Prometheus metrics (shared with the metrics server).
     pub metrics: Arc<Metrics>,
     /// `/health` (shared with the metrics server).
     pub health: Arc<health::Health>,
     /// Where nginx reports callers that hang up (for rewriting its config).
-    pub hangup: hangups::HangupTarget,
+    pub hangup: crate::templates::HangupTarget,
     /// nginx's stderr (and default access log), copied to the supervisor's.
     pub nginx_log: nginx_log::NginxLog,
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use ssrd_worker::log;
 
 use super::Supervisor;
-use crate::{leftovers, rundir, up};
+use crate::{configs, leftovers, rundir};
 
 impl Supervisor {
     /// Recreates the run dir if it was deleted.
@@ -45,17 +45,21 @@ impl Supervisor {
         let dir = self.config.run_dir.clone();
         rundir::prepare(&dir).map_err(|e| e.context)?;
         self.lock = leftovers::lock(&dir).map_err(|e| e.context)?;
-        up::write_configs(&self.config, up::current_nofile(), &self.hangup)
-            .map_err(|e| e.context)?;
         let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
-        up::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
+        configs::write_configs(
+            &self.config,
+            configs::current_nofile(),
+            &self.hangup,
+            &in_rotation,
+        )
+        .map_err(|e| e.context)?;
         rundir::write_file(
             &dir,
             "ssrd.pid",
             format!("{}\n", std::process::id()).as_bytes(),
         )
         .map_err(|e| e.to_string())?;
-        rundir::write_stop_plan(&dir, up::stop_plan(&self.config)).map_err(|e| e.to_string())?;
+        rundir::write_stop_plan(&dir, self.config.stop_plan()).map_err(|e| e.to_string())?;
         self.store.restore().map_err(|e| e.context)?;
         // nginx's log files went with the directory: reopen them.
         self.nginx.signal(Signal::SIGUSR1);

@@ -201,7 +201,7 @@ pub fn forward_lines(
     tx: UnboundedSender<Event>,
 ) {
     let _ = std::thread::Builder::new()
-        .name(format!("ssrd-w{}-stdout", slot + 1))
+        .name(format!("ssrd-w{}-events", slot + 1))
         .spawn(move || {
             for line in BufReader::new(events).lines() {
                 let Ok(line) = line else { break };

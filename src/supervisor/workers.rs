@@ -229,7 +229,7 @@ impl Supervisor {
         maint
     }
 
-    /// One line from a worker's stdout.
+    /// One line from a worker's event pipe (fd 5).
     pub(super) async fn on_line(&mut self, i: usize, pid: Pid, line: &str) {
         let event = match serde_json::from_str::<WorkerEvent>(line) {
             Ok(event) => event,

@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::Request;
 
+use crate::config::HttpConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::HttpConfig;
 
 /// Reads the whole body within the size and time limits. A body over the
 /// limit is still read (and dropped), up to [`DRAIN_LIMIT`], before the 413

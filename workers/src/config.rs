@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::boot::BootConfig;
 use crate::defaults;
-use crate::http::HttpConfig;
 
 /// What one request can see of the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -143,4 +142,45 @@ impl WorkerConfig {
 /// first 12 hex digits (the supervisor uses the same).
 pub fn short_hash(sha256: &str) -> &str {
     &sha256[..sha256.len().min(12)]
+}
+
+/// Limits of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// The most jobs one batch may hold (more: 400).
+    pub max_batch_jobs: usize,
+    /// The bundle wants each rendered job's `html` in Hypernova's placement
+    /// markup (unless the caller asks `?markup=0` or `?markup=1`).
+    pub wrap_placement: bool,
+    /// How long a client may take to send the request headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send the body.
+    pub body_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub drain_timeout: Duration,
+    /// The worker's effective settings, shown at `/stats` so an operator
+    /// (or a test) sees what the process actually runs with.
+    pub settings: serde_json::Value,
+    /// The short hash of the bundle this process renders, sent on every
+    /// answer as `X-Ssrd-Bundle` (made once, not per answer): during a
+    /// rolling deploy a caller (or an operator with curl) sees which bundle
+    /// rendered each page.
+    pub bundle_header: Option<hyper::header::HeaderValue>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_batch_jobs: defaults::MAX_BATCH_JOBS as usize,
+            wrap_placement: false,
+            header_timeout: Duration::from_millis(defaults::HEADER_TIMEOUT_MS),
+            body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
+            drain_timeout: Duration::from_millis(defaults::DRAIN_TIMEOUT_MS),
+            settings: serde_json::Value::Null,
+            bundle_header: None,
+        }
+    }
 }

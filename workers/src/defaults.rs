@@ -25,6 +25,8 @@ pub const WARMUP_ROUNDS: u32 = 3;
 pub const HEADER_TIMEOUT_MS: u64 = 10_000;
 /// Time a client has to send the request body, ms.
 pub const BODY_TIMEOUT_MS: u64 = 30_000;
+/// On shutdown, how long a worker lets in-flight requests finish.
+pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
 /// The largest answer (HTML plus meta) one job may return, MiB.
 pub const MAX_HTML_MB: u64 = 32;
 /// Resident memory (MiB) after which a worker retires once its request is

@@ -7,7 +7,7 @@
 //! its socket. nginx does log it (status 499): the supervisor receives that
 //! log line and tells every worker `{"control":"cancel","id":…}`. The
 //! request with that id, if this worker has it, is dropped at once, which
-//! stops its render (renderer.rs) exactly as a closed connection does.
+//! stops its render (render/queue.rs) exactly as a closed connection does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

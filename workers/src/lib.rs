@@ -4,7 +4,7 @@
 //! at a time. A request's path through the crate:
 //!
 //! [`http`] reads it (limits, timeouts) → [`protocol`] parses Hypernova's
-//! `/batch` wire format into [`job`]s → [`renderer`] hands them to the one
+//! `/batch` wire format into [`job`]s → [`render`] hands them to the one
 //! render thread → [`js_runtime`] calls the bundle in V8, bounded by the
 //! [`watchdog`] → back the same way, with [`events`] for the supervisor.
 //!
@@ -20,10 +20,12 @@
 //!   [`sandbox`]: the host's internals kept out of the bundle's reach;
 //! - [`watchdog`]: ends renders that run past their deadline;
 //! - [`snapshot`]: V8 startup snapshots of the evaluated bundle;
-//! - [`renderer`]: the render thread and its queue (mutual exclusion);
+//! - [`render`]: the render thread and its queue (mutual exclusion; one
+//!   file each for the queue, the loop, the counters, the reporter, retiring);
 //! - [`answer`]: what a render returned, read into the job's outcome;
-//! - [`http`]: the HTTP/1.1 server (hyper) and its routes; [`body`]: reading
-//!   a request body within its limits;
+//! - [`http`]: the HTTP/1.1 server (hyper): the accept loop and routing, the
+//!   render handlers, `/stats`, responses; [`body`]: reading a request body
+//!   within its limits;
 //! - [`protocol`]: Hypernova's `/batch` wire format;
 //! - [`markup`]: Hypernova's placement markup (server HTML or fallback);
 //! - [`events`]: the supervisor contract: event lines and exit codes;
@@ -55,7 +57,7 @@ pub mod memory_guard;
 pub mod procfs;
 pub mod protocol;
 pub mod quarantine;
-pub mod renderer;
+pub mod render;
 pub mod sandbox;
 pub mod slate;
 pub mod snapshot;
@@ -117,12 +119,12 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     if config.control {
         control::follow_stdin(quarantine.clone(), hangups.clone());
     }
-    let limits = renderer::RequestLimits {
+    let limits = render::RequestLimits {
         budget: config.request_budget,
         rss_limit: config.rss_limit_bytes,
         isolation: config.isolation,
     };
-    let started = renderer::start(config.boot.clone(), limits, slate, events.clone());
+    let started = render::start(config.boot.clone(), limits, slate, events.clone());
     let (queue, boot, retire) = match started {
         Ok(ok) => ok,
         Err(e) => {

@@ -14,7 +14,7 @@ use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 
 /// A slate's size: a 32-digit hash, a space, the request id (at most 128
-/// bytes, see http.rs), padded with spaces, a newline.
+/// bytes, see http/handlers.rs), padded with spaces, a newline.
 const SIZE: usize = 192;
 /// How a slate starts when nothing is in flight.
 const IDLE: &str = "00000000000000000000000000000000";
