@@ -1,3 +1,4 @@
+// Over 450 lines: one concern (the options and their checks); 196 of them are its unit tests.
 //! The tier's configuration: every `ssrd up` option, declared once (see
 //! options.rs for what follows from each declaration), and the checks on it.
 //!

@@ -13,8 +13,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
-import { freePort, start, stopAll } from "./harness.mjs";
+import { fetchText, freePort, launchChromium, start, stopAll } from "./harness.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../..");
@@ -22,7 +21,6 @@ const SSRD = path.join(ROOT, "target/release/ssrd");
 const FAULTS = path.join(ROOT, "js-bundle/dist/faults.js");
 const CALLER = path.join(ROOT, "examples/caller/caller.rb");
 const ARTIFACTS = process.env.SSRD_ARTIFACTS || path.join(ROOT, "target/browser-artifacts");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const hypernova = createRequire(import.meta.url)("hypernova");
 
 let browser;
@@ -37,11 +35,6 @@ async function startCaller(ssrdPort) {
     SSRD_TIMEOUT_MS: "600",
   });
   return { port: ready.port, url: (q = "") => `http://127.0.0.1:${ready.port}/${q}` };
-}
-
-async function fetchText(url, init = {}) {
-  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
-  return { status: r.status, text: await r.text(), headers: r.headers };
 }
 
 /** Opens a page, collecting console messages; waits for client.js to mount. */
@@ -68,20 +61,7 @@ before(async () => {
   worker = { port: w.ready.port };
   caller = await startCaller(worker.port);
   deadCaller = await startCaller(await freePort());
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -17,8 +17,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { freePort, start, stopAll } from "./harness.mjs";
+import { fetchText, freePort, launchChromium, start, stopAll } from "./harness.mjs";
 
 // Without the gem these tests are skipped, unless CI requires them.
 const GEM = process.env.HYPERNOVA_RUBY_LIB;
@@ -30,7 +29,6 @@ const ROOT = path.resolve(HERE, "../..");
 const APP = path.join(ROOT, "tests/hypernova-app");
 const SSRD = path.join(ROOT, "target/release/ssrd");
 const ARTIFACTS = process.env.SSRD_ARTIFACTS || path.join(ROOT, "target/browser-artifacts");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 // The app's bundles, built for this run only (inside the app, see build.mjs).
 const BUILD = path.join(APP, "dist", `browser-${process.pid}`);
 
@@ -46,11 +44,6 @@ async function startPage(hypernovaPort) {
     PORT: "0",
   });
   return { url: (q = "") => `http://127.0.0.1:${ready.port}/${q}` };
-}
-
-async function fetchText(url, init = {}) {
-  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
-  return { status: r.status, text: await r.text() };
 }
 
 /** Opens a page, collecting console messages; with JS, waits until the Counter's effect ran. */
@@ -102,20 +95,7 @@ before(async () => {
   assert.equal(warm.status, 200, warm.text);
   page = await startPage(worker.port);
   deadPage = await startPage(await freePort());
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -22,13 +22,11 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
-import { start, stopAll } from "./harness.mjs";
+import { fetchText, freePorts, launchChromium, start, stopAll } from "./harness.mjs";
 
 // Without the gem these tests are skipped, unless CI requires them.
 const GEM = process.env.HYPERNOVA_RUBY_LIB;
@@ -41,7 +39,6 @@ const SSRD = path.join(ROOT, "target/release/ssrd");
 const BUNDLE = path.join(ROOT, "js-bundle/dist/server.js");
 const APP = path.join(ROOT, "tests/rails-app");
 const ARTIFACTS = process.env.SSRD_ARTIFACTS || path.join(ROOT, "target/browser-artifacts");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 // What the view renders (tests/rails-app/app/views/pages/show.html.erb):
 // section id → the placement key, the props, and the server HTML the tier
@@ -81,27 +78,6 @@ let ssrShapes; // each section's DOM after hydration, for the tier-down test
 
 const execFileP = promisify(execFile);
 
-/** `n` consecutive loopback ports nothing listens on (right now), as the tier wants them. */
-async function freePorts(n) {
-  const canBind = (port) =>
-    new Promise((resolve) => {
-      const s = createServer();
-      s.once("error", () => resolve(false));
-      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await canBind(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`no ${n} consecutive free ports`);
-}
-
-async function fetchText(url, init = {}) {
-  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
-  return { status: r.status, text: await r.text() };
-}
 
 /** The JSON of a placement's script element, as js-bundle/src/markup.js reads it. */
 function decodeProps(comment) {
@@ -201,20 +177,7 @@ before(async () => {
   // 600 ms timeout measures rendering, not a cold start.
   assert.equal((await fetchText(app.url())).status, 200, app.log());
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

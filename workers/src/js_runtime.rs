@@ -1,3 +1,4 @@
+// Over 450 lines: one type, the Engine; its render call, promise pump and host calls share the isolate's private state.
 //! The JS runtime: one V8 isolate (deno_core) holding the evaluated bundle.
 //!
 //! `Engine` owns the isolate, a current-thread tokio runtime for V8's delayed

@@ -1,3 +1,4 @@
+// Over 450 lines: one concern (the /batch wire format, both directions); 222 of them are its unit tests.
 //! The Hypernova `/batch` wire format (see `docs/protocol.md`).
 //!
 //! Parsing accepts what Hypernova accepts and is strict about the rest: the

@@ -60,9 +60,8 @@ pub(super) async fn batch(
                 // Failed jobs stay as they are: the caller writes their
                 // fallback (Hypernova's clients do).
                 if let Ok(rendered) = &mut result.outcome {
-                    let html = std::mem::take(&mut rendered.html);
                     rendered.html =
-                        markup::placement(&name, Some(&html), &props, &markup::new_id());
+                        markup::placement(&name, Some(&rendered.html), &props, &markup::new_id());
                 }
             } else {
                 add_markup(result, &name, &props);
