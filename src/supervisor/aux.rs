@@ -20,7 +20,7 @@ use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
 use super::restart::{Backoff, STABLE_AFTER};
-use super::shutdown::Phase;
+use super::stop_phases::Phase;
 use super::spawn::{self, ChildSpec, Exit, AUX_FD, LISTEN_FD};
 use super::Supervisor;
 

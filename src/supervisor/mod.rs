@@ -15,7 +15,8 @@
 //! - `run_dir.rs`: recreates the run dir if it is deleted while running;
 //! - `recycle.rs`: when a healthy worker is due for recycling;
 //! - `restart.rs`: backoff for crash loops; `reason.rs`: restart reasons;
-//! - `shutdown.rs`: draining, then the phases of a graceful stop;
+//! - `shutdown.rs`: draining, then the phases of a graceful stop
+//!   (`stop_phases.rs` decides them, pure and unit-tested);
 //! - `health.rs`: the tier's `/health` (rotation, draining, bundle);
 //! - `hangups.rs`: callers that hung up (nginx's 499s), cancelled in workers;
 //! - `telemetry.rs` + `metrics.rs`: events → Prometheus, `/metrics`;
@@ -39,6 +40,7 @@ mod rollout;
 mod run_dir;
 mod shutdown;
 mod signals;
+mod stop_phases;
 mod slot;
 mod spawn;
 mod telemetry;
@@ -64,7 +66,7 @@ use metrics::Metrics;
 use quarantine::Strikes;
 use recycle::{Jitter, Policy};
 use rollout::{Check, Rollout};
-use shutdown::Phase;
+use stop_phases::Phase;
 pub use signals::forward as forward_signals;
 use slot::Slot;
 pub use spawn::{nginx_args, pass_fds};

@@ -26,7 +26,7 @@ use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
 use super::reason::Reason;
-use super::shutdown::Phase;
+use super::stop_phases::Phase;
 use super::slot::SlotState;
 use super::spawn::{self, ChildSpec};
 use super::Supervisor;

@@ -18,7 +18,7 @@ use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
 use super::reason::Reason;
-use super::shutdown::Phase;
+use super::stop_phases::Phase;
 use super::slot::{self, AfterExit, Due, SlotState, Timeouts};
 use super::spawn::{self, ChildSpec, Exit, AUX_FD, EVENTS_FD, LISTEN_FD};
 use super::{telemetry, Supervisor};
