@@ -77,6 +77,14 @@ impl fmt::Display for UpError {
 
 impl std::error::Error for UpError {}
 
+/// Log lines carry an error as its message (`"error": "..."`), so an
+/// `UpError` goes into `json!` as is.
+impl serde::Serialize for UpError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.context)
+    }
+}
+
 pub type Result<T, E = UpError> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
 use super::restart::{Backoff, STABLE_AFTER};
-use super::stop_phases::Phase;
 use super::spawn::{self, ChildSpec, Exit, AUX_FD, LISTEN_FD};
+use super::stop_phases::Phase;
 use super::Supervisor;
+use crate::error::{Result, UpError};
 
 /// How long haproxy may take to answer on its runtime API after starting.
 const HAPROXY_START: Duration = Duration::from_secs(10);
@@ -113,7 +114,7 @@ impl Supervisor {
 
     /// Starts nginx or haproxy; haproxy only counts as started once its
     /// runtime API answers.
-    pub(super) async fn start_aux(&mut self, kind: AuxKind) -> Result<(), String> {
+    pub(super) async fn start_aux(&mut self, kind: AuxKind) -> Result<()> {
         let child = match kind {
             AuxKind::Nginx => self.spawn_nginx()?,
             AuxKind::Haproxy => self.spawn_haproxy()?,
@@ -133,16 +134,19 @@ impl Supervisor {
             }
             if let Some(exit) = spawn::try_reap(pid) {
                 self.haproxy.pid = None;
-                return Err(format!("haproxy exited at start ({})", exit.describe()));
+                return Err(UpError::runtime(format!(
+                    "haproxy exited at start ({})",
+                    exit.describe()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!(
+        Err(UpError::runtime(format!(
             "haproxy's runtime API did not come up within {HAPROXY_START:?}"
-        ))
+        )))
     }
 
-    fn spawn_nginx(&mut self) -> Result<Child, String> {
+    fn spawn_nginx(&mut self) -> Result<Child> {
         let mut args = vec![
             "tether".into(),
             "--".into(),
@@ -159,18 +163,18 @@ impl Supervisor {
             quiet_stdout: false,
             stderr: Some(self.nginx_log.fd()),
         })
-        .map_err(|e| format!("spawning nginx (through ssrd tether): {e}"))
+        .map_err(|e| UpError::setup(format!("spawning nginx (through ssrd tether): {e}")))
     }
 
-    fn spawn_haproxy(&mut self) -> Result<Child, String> {
+    fn spawn_haproxy(&mut self) -> Result<Child> {
         // The config names the workers in rotation now: a restarted haproxy
         // routes at once instead of starting with every worker in MAINT.
         let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
-        crate::configs::write_haproxy_config(&self.config, &in_rotation).map_err(|e| e.context)?;
+        crate::configs::write_haproxy_config(&self.config, &in_rotation)?;
         let channel: OwnedFd = self
             .api
             .new_channel()
-            .map_err(|e| format!("creating haproxy's runtime API channel: {e}"))?;
+            .map_err(|e| UpError::setup(format!("creating haproxy's runtime API channel: {e}")))?;
         spawn::spawn(&ChildSpec {
             program: &self.config.haproxy,
             args: spawn::haproxy_args(&self.config),
@@ -183,7 +187,7 @@ impl Supervisor {
             quiet_stdout: false,
             stderr: None,
         })
-        .map_err(|e| format!("spawning {}: {e}", self.config.haproxy.display()))
+        .map_err(|e| UpError::setup(format!("spawning {}: {e}", self.config.haproxy.display())))
     }
 
     /// Reaps nginx and haproxy if they exited.

@@ -23,6 +23,7 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+use crate::error::{Result, UpError};
 use crate::templates::{BACKEND, NO_WORKER};
 
 /// An administrative state of a server in the workers backend.
@@ -116,7 +117,7 @@ impl HaproxyApi {
     }
 
     /// Sends one command and returns haproxy's answer.
-    pub async fn command(&self, cmd: &str) -> Result<String, String> {
+    pub async fn command(&self, cmd: &str) -> Result<String> {
         let exchange = async {
             let mut stream = UnixStream::from_std(self.connect()?)?;
             stream.write_all(format!("{cmd}\n").as_bytes()).await?;
@@ -126,16 +127,16 @@ impl HaproxyApi {
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(format!("haproxy runtime API: {e}")),
-            Err(_) => Err(format!(
+            Ok(Err(e)) => Err(UpError::runtime(format!("haproxy runtime API: {e}"))),
+            Err(_) => Err(UpError::runtime(format!(
                 "haproxy runtime API: no answer within {:?}",
                 self.timeout
-            )),
+            ))),
         }
     }
 
     /// Sets a worker's state in the backend.
-    pub async fn set_state(&self, server: &str, state: ServerState) -> Result<(), String> {
+    pub async fn set_state(&self, server: &str, state: ServerState) -> Result<()> {
         let answer = self
             .command(&format!(
                 "set server {BACKEND}/{server} state {}",
@@ -146,12 +147,16 @@ impl HaproxyApi {
         if answer.trim().is_empty() {
             Ok(())
         } else {
-            Err(format!("set {server} {}: {}", state.word(), answer.trim()))
+            Err(UpError::runtime(format!(
+                "set {server} {}: {}",
+                state.word(),
+                answer.trim()
+            )))
         }
     }
 
     /// Live figures for every server of the backend, and the backend itself.
-    pub async fn stats(&self) -> Result<Vec<ServerStat>, String> {
+    pub async fn stats(&self) -> Result<Vec<ServerStat>> {
         let csv = self.command("show stat").await?;
         Ok(parse_stat(&csv))
     }

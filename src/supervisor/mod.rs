@@ -40,9 +40,9 @@ mod rollout;
 mod run_dir;
 mod shutdown;
 mod signals;
-mod stop_phases;
 mod slot;
 mod spawn;
+mod stop_phases;
 mod telemetry;
 mod workers;
 
@@ -66,10 +66,10 @@ use metrics::Metrics;
 use quarantine::Strikes;
 use recycle::{Jitter, Policy};
 use rollout::{Check, Rollout};
-use stop_phases::Phase;
 pub use signals::forward as forward_signals;
 use slot::Slot;
 pub use spawn::{nginx_args, pass_fds};
+use stop_phases::Phase;
 
 /// How often the supervisor looks at timers and draining workers.
 const TICK: Duration = Duration::from_millis(100);

@@ -26,9 +26,9 @@ use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
 use super::reason::Reason;
-use super::stop_phases::Phase;
 use super::slot::SlotState;
 use super::spawn::{self, ChildSpec};
+use super::stop_phases::Phase;
 use super::Supervisor;
 use crate::bundle_store::Stored;
 

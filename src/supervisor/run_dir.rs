@@ -12,6 +12,7 @@ use serde_json::json;
 use ssrd_worker::log;
 
 use super::Supervisor;
+use crate::error::{Result, UpError};
 use crate::{configs, leftovers, rundir};
 
 impl Supervisor {
@@ -41,26 +42,27 @@ impl Supervisor {
         }
     }
 
-    fn recreate_run_dir(&mut self) -> Result<(), String> {
+    fn recreate_run_dir(&mut self) -> Result<()> {
         let dir = self.config.run_dir.clone();
-        rundir::prepare(&dir).map_err(|e| e.context)?;
-        self.lock = leftovers::lock(&dir).map_err(|e| e.context)?;
+        rundir::prepare(&dir)?;
+        self.lock = leftovers::lock(&dir)?;
         let in_rotation: Vec<bool> = self.slots.iter().map(|s| s.in_rotation).collect();
         configs::write_configs(
             &self.config,
             configs::current_nofile(),
             &self.hangup,
             &in_rotation,
-        )
-        .map_err(|e| e.context)?;
+        )?;
         rundir::write_file(
             &dir,
             "ssrd.pid",
             format!("{}\n", std::process::id()).as_bytes(),
         )
-        .map_err(|e| e.to_string())?;
-        rundir::write_stop_plan(&dir, self.config.stop_plan()).map_err(|e| e.to_string())?;
-        self.store.restore().map_err(|e| e.context)?;
+        .map_err(|e| UpError::setup(format!("writing {}/ssrd.pid: {e}", dir.display())))?;
+        rundir::write_stop_plan(&dir, self.config.stop_plan()).map_err(|e| {
+            UpError::setup(format!("writing the stop plan in {}: {e}", dir.display()))
+        })?;
+        self.store.restore()?;
         // nginx's log files went with the directory: reopen them.
         self.nginx.signal(Signal::SIGUSR1);
         Ok(())

@@ -18,10 +18,11 @@ use ssrd_worker::log;
 
 use super::haproxy_api::ServerState;
 use super::reason::Reason;
-use super::stop_phases::Phase;
 use super::slot::{self, AfterExit, Due, SlotState, Timeouts};
 use super::spawn::{self, ChildSpec, Exit, AUX_FD, EVENTS_FD, LISTEN_FD};
+use super::stop_phases::Phase;
 use super::{telemetry, Supervisor};
+use crate::error::Result;
 use crate::templates::BACKEND;
 
 /// A worker that has not printed its ready line by then is killed.
@@ -218,7 +219,7 @@ impl Supervisor {
     /// MAINT in haproxy, then end the connections haproxy had already sent
     /// the slot: they wait in its accept queue, and nginx retries an ended
     /// one on a live worker at once instead of after the replacement starts.
-    async fn take_out_of_rotation(&mut self, i: usize) -> Result<(), String> {
+    async fn take_out_of_rotation(&mut self, i: usize) -> Result<()> {
         let name = self.slots[i].name.clone();
         self.slots[i].in_rotation = false;
         let maint = self.api.set_state(&name, ServerState::Maint).await;
