@@ -19,7 +19,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use crate::error::{Result, UpError};
 
@@ -73,7 +73,8 @@ pub fn clear(run_dir: &Path) {
         }
     }
     for (pid, cmdline) in &victims {
-        log::warn(
+        log::emit(
+            LogEvent::LeftoverKilled,
             "killing a process left behind by an earlier ssrd in this run dir",
             json!({"pid": pid, "cmdline": cmdline, "run_dir": run_dir}),
         );

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use crate::bundle_store::{BundleStore, Stored};
 use crate::config::Config;
@@ -137,7 +137,8 @@ fn run(
             api.clone(),
             std::future::pending(),
         ));
-        log::info(
+        log::emit(
+            LogEvent::TierStarting,
             "starting the tier",
             json!({"workers": config.workers, "bundle": config.bundle, "run_dir": config.run_dir}),
         );

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bench_fixture, bundle, fixture, Load, Tier};
+use common::{bench_fixture, bundle, fixture, Load, LogEvent, Tier};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -168,11 +168,7 @@ fn every_answer_names_the_bundle_that_rendered_it_and_a_reload_changes_it() {
     second.extend_from_slice(b"\n// the next deploy\n");
     std::fs::write(&path, &second).unwrap();
     tier.signal("HUP");
-    tier.wait_log(
-        "reload complete: every worker runs the new bundle",
-        0,
-        Duration::from_secs(60),
-    );
+    tier.wait_log(LogEvent::ReloadComplete, 0, Duration::from_secs(60));
     check(&tier, &second);
 }
 

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{bench_fixture, bundle, kill, processes_with, wait_until, Load, Tier};
+use common::{bench_fixture, bundle, kill, processes_with, wait_until, Load, LogEvent, Tier};
 use serde_json::{json, Value};
 
 fn small_batch() -> Vec<u8> {
@@ -81,11 +81,7 @@ fn a_failed_reload_never_starts_a_worker_from_the_broken_file() {
     let load = Load::start(tier.port, small_batch(), 4);
     std::fs::write(&path, "this is not javascript {").unwrap();
     tier.signal("HUP");
-    tier.wait_log(
-        "reload: the bundle failed its check (see the error above); workers keep the old bundle",
-        0,
-        Duration::from_secs(60),
-    );
+    tier.wait_log(LogEvent::ReloadRejected, 0, Duration::from_secs(60));
     // Every worker dies, twice over: replacements start from the last
     // bundle that passed, not from the broken file.
     for round in 0..2 {
@@ -93,7 +89,7 @@ fn a_failed_reload_never_starts_a_worker_from_the_broken_file() {
             kill(pid, "9");
         }
         tier.wait_log(
-            "worker in rotation",
+            LogEvent::WorkerInRotation,
             2 + 2 * (round + 1) - 1,
             Duration::from_secs(20),
         );
@@ -105,17 +101,11 @@ fn a_failed_reload_never_starts_a_worker_from_the_broken_file() {
     eprintln!("broken bundle + SIGHUP + kill -9 of every worker, twice: {stats:?}");
     assert_eq!(stats.failed, 0, "{:?}", stats.samples);
     assert_eq!(stats.refused, 0);
-    assert!(tier
-        .log_events("worker died; set MAINT, restarting after backoff")
-        .is_empty());
+    assert!(tier.log_events(LogEvent::WorkerDiedBackoff).is_empty());
     // A good bundle still reloads afterwards.
     std::fs::copy(bundle("server.js"), &path).unwrap();
     tier.signal("HUP");
-    tier.wait_log(
-        "reload complete: every worker runs the new bundle",
-        0,
-        Duration::from_secs(60),
-    );
+    tier.wait_log(LogEvent::ReloadComplete, 0, Duration::from_secs(60));
     assert_eq!(
         common::post(tier.port, "/batch", &small_batch()).status,
         200
@@ -206,7 +196,10 @@ fn kill_dash_9_of_the_nginx_master_fails_nothing_and_leaves_no_worker_behind() {
     assert_eq!(stats.failed, 0, "{:?}", stats.samples);
     assert_eq!(stats.refused, 0);
     assert_eq!(common::get(tier.port, "/ping").text(), "PONG");
-    assert!(tier.logs().iter().all(|l| !l.contains("nginx exited")));
+    assert!(tier
+        .log_events(LogEvent::AuxExited)
+        .iter()
+        .all(|e| e["process"] != "nginx"));
 }
 
 #[test]
@@ -217,7 +210,7 @@ fn kill_dash_9_of_haproxy_under_load_fails_nothing() {
     let haproxy = tier.haproxy_pid();
     let t_kill = 1.0;
     kill(haproxy, "9");
-    tier.wait_log("haproxy restarted", 0, Duration::from_secs(10));
+    tier.wait_log(LogEvent::AuxRestarted, 0, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
     let stats = load.stop();
     eprintln!(
@@ -242,7 +235,7 @@ fn kill_dash_9_of_every_worker_at_once_fails_nothing() {
             kill(*pid, "9");
         }
         tier.wait_log(
-            "worker in rotation",
+            LogEvent::WorkerInRotation,
             1 + 2 * (round + 1),
             Duration::from_secs(20),
         );
@@ -310,7 +303,7 @@ fn a_request_that_kills_two_workers_is_quarantined_and_nothing_else_fails() {
     // rendered the same request says nothing about the request.
     let first = crash_twice(&tier, "innocent-1", &poison, "KILL");
     assert_eq!(first.status, 502, "{}", first.text());
-    tier.wait_log("worker in rotation", 3, Duration::from_secs(20));
+    tier.wait_log(LogEvent::WorkerInRotation, 3, Duration::from_secs(20));
     assert!(tier.metrics().contains("ssrd_quarantined_requests_total 0"));
     // The harness plays a render that crashes its process (an abort in
     // native code): whichever worker renders the marked request aborts.
@@ -324,14 +317,10 @@ fn a_request_that_kills_two_workers_is_quarantined_and_nothing_else_fails() {
         first.text()
     );
     assert_eq!(first.error_kind(), "Unavailable");
-    let quarantined = tier.wait_log(
-        "request quarantined; every worker refuses it for a while",
-        0,
-        Duration::from_secs(5),
-    );
+    let quarantined = tier.wait_log(LogEvent::RequestQuarantined, 0, Duration::from_secs(5));
     assert_eq!(quarantined["seconds"], 300);
     // The same request again is refused at once, by whichever worker.
-    tier.wait_log("worker in rotation", 5, Duration::from_secs(20));
+    tier.wait_log(LogEvent::WorkerInRotation, 5, Duration::from_secs(20));
     for _ in 0..3 {
         let started = Instant::now();
         let r = common::post(tier.port, "/batch", poison.as_bytes());
@@ -463,19 +452,15 @@ fn deleting_the_run_dir_while_running_costs_nothing() {
     let load = Load::start(tier.port, small_batch(), 4);
     std::thread::sleep(Duration::from_millis(500));
     std::fs::remove_dir_all(&tier.run_dir).unwrap();
-    tier.wait_log(
-        "run dir recreated: configs, bundle, pid file and lock are back",
-        0,
-        Duration::from_secs(5),
-    );
+    tier.wait_log(LogEvent::RunDirRecreated, 0, Duration::from_secs(5));
     // A worker dies: its replacement needs the bundle store, and haproxy
     // must not be left routing to a dead port.
     let victim = tier.worker_pids()["w1"];
     kill(victim, "9");
-    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    tier.wait_log(LogEvent::WorkerInRotation, 2, Duration::from_secs(20));
     // haproxy restarts too, from the recreated config.
     kill(tier.haproxy_pid(), "9");
-    tier.wait_log("haproxy restarted", 0, Duration::from_secs(10));
+    tier.wait_log(LogEvent::AuxRestarted, 0, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
     let stats = load.stop();
     eprintln!("run dir deleted under load, then a worker and haproxy killed: {stats:?}");

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{bench_fixture, bundle, kill, Load, Tier};
+use common::{bench_fixture, bundle, kill, Load, LogEvent, Tier};
 use serde_json::json;
 
 fn small_batch() -> Vec<u8> {
@@ -175,15 +175,11 @@ fn kill_dash_9_of_a_worker_fails_no_request() {
     std::thread::sleep(Duration::from_millis(800));
     let victim = tier.worker_pids()["w1"];
     kill(victim, "9");
-    let died = tier.wait_log(
-        "worker died; replacement starting in its place",
-        0,
-        Duration::from_secs(5),
-    );
+    let died = tier.wait_log(LogEvent::WorkerDiedReplaced, 0, Duration::from_secs(5));
     assert_eq!(died["reason"], "crash");
     assert_eq!(died["worker_pid"], victim);
     // Back in rotation after the restart; the slot never left it.
-    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    tier.wait_log(LogEvent::WorkerInRotation, 2, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
     let stats = load.stop();
     eprintln!("kill -9 of a worker under load: {stats:?}");
@@ -216,11 +212,7 @@ fn reload_replaces_every_worker_without_failures() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    tier.wait_log(
-        "reload complete: every worker runs the new bundle",
-        0,
-        Duration::from_secs(60),
-    );
+    tier.wait_log(LogEvent::ReloadComplete, 0, Duration::from_secs(60));
     let took = started.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     let stats = load.stop();
@@ -229,7 +221,7 @@ fn reload_replaces_every_worker_without_failures() {
     for (w, pid) in &before {
         assert_ne!(after[w], *pid, "{w} replaced");
     }
-    assert_eq!(tier.log_events("replacing worker").len(), 3);
+    assert_eq!(tier.log_events(LogEvent::WorkerReplacing).len(), 3);
     assert_eq!(stats.failed, 0, "failed requests: {:?}", stats.samples);
     assert_eq!(stats.refused, 0, "{stats:?}");
     assert!(stats.ok > 50);
@@ -250,11 +242,7 @@ fn a_broken_bundle_is_refused_on_reload_and_the_old_one_keeps_serving() {
     let before = tier.worker_pids();
     std::fs::write(&path, "this is not javascript {").unwrap();
     tier.signal("HUP");
-    tier.wait_log(
-        "reload: the bundle failed its check (see the error above); workers keep the old bundle",
-        0,
-        Duration::from_secs(60),
-    );
+    tier.wait_log(LogEvent::ReloadRejected, 0, Duration::from_secs(60));
     let r = common::post(tier.port, "/batch", &small_batch());
     assert_eq!(r.status, 200);
     assert_eq!(tier.worker_pids(), before, "nobody was replaced");
@@ -281,8 +269,8 @@ fn sigterm_answers_every_accepted_request_and_exits_0() {
         stats.samples
     );
     // A clean stop is not a crash.
-    tier.wait_log("ssrd stopped", 0, Duration::from_secs(5));
-    let stopped = tier.log_events("worker stopped");
+    tier.wait_log(LogEvent::TierStopped, 0, Duration::from_secs(5));
+    let stopped = tier.log_events(LogEvent::WorkerStopped);
     assert_eq!(stopped.len(), 2, "{stopped:?}");
     assert!(
         stopped
@@ -369,8 +357,8 @@ fn heap_exhaustion_and_runaways_cost_no_healthy_request() {
         assert!(Instant::now() < deadline, "not replaced: {m}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let exited = tier.log_events("worker exited on its heap limit; replacement starting");
-    let died = tier.log_events("worker died; set MAINT, restarting now");
+    let exited = tier.log_events(LogEvent::WorkerHeapLimitExit);
+    let died = tier.log_events(LogEvent::WorkerDiedRestartNow);
     assert!(
         exited
             .iter()
@@ -411,7 +399,7 @@ fn workers_are_recycled_by_request_count_without_failures() {
     let load = Load::start(tier.port, small_batch(), 3);
     let deadline = Instant::now() + Duration::from_secs(30);
     while tier
-        .log_events("replacing worker")
+        .log_events(LogEvent::WorkerReplacing)
         .iter()
         .filter(|e| e["reason"] == "requests")
         .count()
@@ -429,7 +417,7 @@ fn workers_are_recycled_by_request_count_without_failures() {
     assert_eq!(stats.refused, 0, "{stats:?}");
     // Each recycle was due at its own jittered quota: 60 ±20 %.
     let due: Vec<(u64, u64)> = tier
-        .log_events("worker due for replacement")
+        .log_events(LogEvent::WorkerDue)
         .iter()
         .filter(|e| e["reason"] == "requests")
         .map(|e| {
@@ -458,7 +446,7 @@ fn a_growing_heap_is_recycled_before_it_is_exhausted() {
     let leak = json!({"0": {"name": "Leak", "data": {"mb": 4}}}).to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !tier
-        .log_events("replacing worker")
+        .log_events(LogEvent::WorkerReplacing)
         .iter()
         .any(|e| e["reason"] == "heap")
     {
@@ -472,7 +460,7 @@ fn a_growing_heap_is_recycled_before_it_is_exhausted() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    tier.wait_log(LogEvent::WorkerInRotation, 2, Duration::from_secs(20));
     let r = common::post(tier.port, "/batch", &small_batch());
     assert_eq!(r.status, 200);
     assert!(tier
@@ -510,15 +498,15 @@ fn a_worker_that_cannot_start_is_restarted_with_growing_backoff() {
     ));
     let victim = tier.worker_pids()["w1"];
     kill(victim, "9");
-    tier.wait_log("worker restart scheduled", 2, Duration::from_secs(20));
+    tier.wait_log(LogEvent::WorkerRestartScheduled, 2, Duration::from_secs(20));
     let delays: Vec<u64> = tier
-        .log_events("worker restart scheduled")
+        .log_events(LogEvent::WorkerRestartScheduled)
         .iter()
         .map(|e| e["delay_ms"].as_u64().unwrap())
         .collect();
     assert_eq!(&delays[..3], &[100, 200, 400], "{delays:?}");
     assert!(tier
-        .log_events("worker died; set MAINT, restarting after backoff")
+        .log_events(LogEvent::WorkerDiedBackoff)
         .iter()
         .all(|e| e["reason"] == "bundle"));
     // w2 keeps serving meanwhile.
@@ -532,11 +520,7 @@ fn a_worker_that_cannot_start_is_restarted_with_growing_backoff() {
     // A good bundle, reloaded, brings w1 back.
     std::fs::copy(bundle("server.js"), &path).unwrap();
     tier.signal("HUP");
-    tier.wait_log(
-        "reload complete: every worker runs the new bundle",
-        0,
-        Duration::from_secs(60),
-    );
+    tier.wait_log(LogEvent::ReloadComplete, 0, Duration::from_secs(60));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !tier.metrics().contains("ssrd_workers{state=\"ready\"} 2") {
         assert!(Instant::now() < deadline, "{}", tier.metrics());
@@ -563,13 +547,10 @@ fn a_hung_worker_is_killed_and_replaced() {
     );
     let victim = tier.worker_pids()["w2"];
     kill(victim, "STOP");
-    let killed = tier.wait_log(
-        "worker stopped sending heartbeats; killing it",
-        0,
-        Duration::from_secs(10),
-    );
+    let killed = tier.wait_log(LogEvent::WorkerKilled, 0, Duration::from_secs(10));
     assert_eq!(killed["worker_pid"], victim);
-    tier.wait_log("worker in rotation", 2, Duration::from_secs(20));
+    assert_eq!(killed["reason"], "hung");
+    tier.wait_log(LogEvent::WorkerInRotation, 2, Duration::from_secs(20));
     assert_ne!(tier.worker_pids()["w2"], victim);
     assert!(tier
         .metrics()

@@ -506,7 +506,7 @@ fn web_apis_work_with_and_without_a_snapshot() {
         ("loaded", vec!["--snapshot", snap_arg.as_str()]),
     ] {
         let w = Worker::start(&fixture("web-apis.js"), &extra);
-        assert_eq!(w.ready["snapshot"], mode);
+        assert_eq!(w.ready.snapshot, mode);
         let v = w.batch(&json!({
             "0": {"name": "WebApis"}, "1": {"name": "Timer"}, "2": {"name": "Microtask"}, "3": {"name": "Channel"},
         }));
@@ -543,7 +543,7 @@ fn snapshot_boots_render_the_same_html() {
             &bundle("server.js"),
             &["--snapshot", snap.to_str().unwrap()],
         );
-        assert_eq!(w.ready["snapshot"], mode);
+        assert_eq!(w.ready.snapshot, mode);
         let got = w.post("/batch?markup=0", &body).json();
         for token in ["0", "1", "2", "3"] {
             assert_eq!(
@@ -554,7 +554,7 @@ fn snapshot_boots_render_the_same_html() {
     }
     // A snapshot of another bundle is rebuilt, never loaded.
     let w = Worker::faults(&["--snapshot", snap.to_str().unwrap()]);
-    assert_eq!(w.ready["snapshot"], "built");
+    assert_eq!(w.ready.snapshot, "built");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -3,7 +3,7 @@
 //! same for humans.
 
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use crate::config::Config;
 
@@ -56,5 +56,5 @@ pub fn announce(c: &Config) {
         c.run_dir.display()
     );
     say!("  stop     Ctrl-C or kill -TERM {pid}");
-    log::info("tier ready", line);
+    log::emit(LogEvent::TierReady, "tier ready", line);
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use super::haproxy_api::ServerState;
 use super::restart::{Backoff, STABLE_AFTER};
@@ -216,12 +216,14 @@ impl Supervisor {
             self.aux_mut(kind).restart_at = None;
             let started = Instant::now();
             match self.start_aux(kind).await {
-                Ok(()) => log::info(
+                Ok(()) => log::emit(
+                    LogEvent::AuxRestarted,
                     &format!("{} restarted", kind.name()),
-                    json!({"start_ms": started.elapsed().as_secs_f64() * 1000.0}),
+                    json!({"process": kind.name(), "start_ms": started.elapsed().as_secs_f64() * 1000.0}),
                 ),
                 Err(e) => {
-                    log::error(
+                    log::emit(
+                        LogEvent::AuxRestartFailed,
                         "restart failed",
                         json!({"process": kind.name(), "error": e}),
                     );
@@ -245,7 +247,11 @@ impl Supervisor {
                 ServerState::Maint
             };
             if let Err(e) = self.api.set_state(&slot.name, state).await {
-                log::error("haproxy resync failed", json!({"error": e}));
+                log::emit(
+                    LogEvent::HaproxyResyncFailed,
+                    "haproxy resync failed",
+                    json!({"error": e}),
+                );
                 self.resync = true;
                 return;
             }
@@ -256,13 +262,15 @@ impl Supervisor {
 fn log_exit(kind: AuxKind, exit: Exit, restart_in: Option<Duration>) {
     let name = kind.name();
     match restart_in {
-        Some(delay) => log::error(
+        Some(delay) => log::emit(
+            LogEvent::AuxExited,
             &format!("{name} exited unexpectedly; restarting"),
-            json!({"status": exit.describe(), "delay_ms": delay.as_millis() as u64}),
+            json!({"process": name, "status": exit.describe(), "delay_ms": delay.as_millis() as u64}),
         ),
-        None => log::info(
+        None => log::emit(
+            LogEvent::AuxStopped,
             &format!("{name} stopped"),
-            json!({"status": exit.describe()}),
+            json!({"process": name, "status": exit.describe()}),
         ),
     }
 }

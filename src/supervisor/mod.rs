@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::bundle_store::BundleStore;
@@ -205,7 +205,11 @@ impl Supervisor {
             slot.first_start = true;
         }
         if let Err(e) = self.start_aux(AuxKind::Haproxy).await {
-            log::error("haproxy did not start", json!({"error": e}));
+            log::emit(
+                LogEvent::HaproxyStartFailed,
+                "haproxy did not start",
+                json!({"error": e}),
+            );
             self.kill_all();
             return 1;
         }
@@ -213,7 +217,11 @@ impl Supervisor {
             self.spawn_worker(i);
         }
         if let Err(e) = self.start_aux(AuxKind::Nginx).await {
-            log::error("nginx did not start", json!({"error": e}));
+            log::emit(
+                LogEvent::NginxStartFailed,
+                "nginx did not start",
+                json!({"error": e}),
+            );
             self.kill_all();
             return 1;
         }

@@ -75,7 +75,8 @@ fn write_out(rx: &mpsc::Receiver<Vec<u8>>, dropped: &std::sync::atomic::AtomicU6
         let _ = stderr.write_all(&chunk);
         let lost = dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if lost > 0 {
-            ssrd_worker::log::warn(
+            ssrd_worker::log::emit(
+                ssrd_worker::log::LogEvent::NginxLogDropped,
                 "nginx log output dropped: the supervisor's stderr was slower than nginx wrote",
                 serde_json::json!({"bytes": lost}),
             );

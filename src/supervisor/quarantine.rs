@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use ssrd_worker::events::Control;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use super::Supervisor;
 
@@ -128,7 +128,8 @@ impl Supervisor {
         };
         let duration = Duration::from_secs(self.config.quarantine_s);
         let quarantined = self.strikes.crash(&id, &hash, Instant::now(), duration);
-        log::warn(
+        log::emit(
+            LogEvent::CrashedInFlight,
             "a request was in flight when its worker crashed",
             json!({"worker": self.slots[i].name, "request_id": id, "request_hash": hash, "quarantined": quarantined}),
         );
@@ -163,7 +164,8 @@ impl Supervisor {
     /// Tells every worker to refuse `hash` for the quarantine's duration.
     fn quarantine(&mut self, hash: &str, why: &str) {
         self.metrics.quarantined.inc();
-        log::error(
+        log::emit(
+            LogEvent::RequestQuarantined,
             "request quarantined; every worker refuses it for a while",
             json!({"request_hash": hash, "why": why, "seconds": self.config.quarantine_s}),
         );

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use super::haproxy_api::ServerState;
 use super::reason::Reason;
@@ -169,7 +169,8 @@ impl Supervisor {
         }
         if self.check.is_some() {
             self.reload_again = true;
-            log::info(
+            log::emit(
+                LogEvent::ReloadQueued,
                 "reload requested during a bundle check; another will follow",
                 json!({}),
             );
@@ -187,7 +188,8 @@ impl Supervisor {
             });
         match started {
             Ok((check, sha256)) => {
-                log::info(
+                log::emit(
+                    LogEvent::ReloadChecking,
                     "reload: checking the bundle",
                     json!({"bundle": self.config.bundle, "sha256": sha256}),
                 );
@@ -195,7 +197,8 @@ impl Supervisor {
             }
             Err(e) => {
                 self.metrics.reloads.with_label_values(&["failed"]).inc();
-                log::error(
+                log::emit(
+                    LogEvent::ReloadUncheckable,
                     "reload: the bundle cannot be checked; workers keep the old bundle",
                     json!({"error": e}),
                 );
@@ -217,7 +220,8 @@ impl Supervisor {
             self.generation += 1;
             self.publish_bundle();
             self.metrics.reloads.with_label_values(&["ok"]).inc();
-            log::info(
+            log::emit(
+                LogEvent::ReloadAccepted,
                 "reload: bundle is good; replacing workers one at a time",
                 json!({"generation": self.generation, "workers": self.slots.len(), "sha256": sha256}),
             );
@@ -227,8 +231,7 @@ impl Supervisor {
         } else {
             self.store.discard(&check.staged);
             self.metrics.reloads.with_label_values(&["failed"]).inc();
-            log::error(
-                "reload: the bundle failed its check (see the error above); workers keep the old bundle",
+            log::emit(LogEvent::ReloadRejected, "reload: the bundle failed its check (see the error above); workers keep the old bundle",
                 json!({"bundle": self.config.bundle, "sha256": check.staged.sha256}),
             );
         }
@@ -249,7 +252,8 @@ impl Supervisor {
     pub(super) fn recycle(&mut self, i: usize, reason: Reason) {
         if self.rollout.enqueue(i, reason) {
             let slot = &self.slots[i];
-            log::info(
+            log::emit(
+                LogEvent::WorkerDue,
                 "worker due for replacement",
                 json!({"worker": slot.name, "reason": reason.label(), "requests": slot.requests, "quota": slot.quota}),
             );
@@ -279,7 +283,8 @@ impl Supervisor {
         }
         let name = slot.name.clone();
         if let Err(e) = self.api.set_state(&name, ServerState::Drain).await {
-            log::error(
+            log::emit(
+                LogEvent::WorkerDrainFailed,
                 "could not drain worker; skipping its replacement",
                 json!({"worker": name, "error": e}),
             );
@@ -292,7 +297,8 @@ impl Supervisor {
         slot.state = SlotState::Draining {
             since: Instant::now(),
         };
-        log::info(
+        log::emit(
+            LogEvent::WorkerReplacing,
             "replacing worker",
             json!({"worker": name, "reason": reason.label(), "requests": slot.requests}),
         );

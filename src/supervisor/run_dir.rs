@@ -9,7 +9,7 @@
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use super::Supervisor;
 use crate::error::{Result, UpError};
@@ -21,19 +21,22 @@ impl Supervisor {
         if self.config.run_dir.is_dir() {
             return;
         }
-        log::error(
+        log::emit(
+            LogEvent::RunDirDeleted,
             "the run dir was deleted while the tier runs; recreating it",
             json!({"run_dir": self.config.run_dir}),
         );
         match self.recreate_run_dir() {
-            Ok(()) => log::info(
+            Ok(()) => log::emit(
+                LogEvent::RunDirRecreated,
                 "run dir recreated: configs, bundle, pid file and lock are back",
                 json!({"run_dir": self.config.run_dir}),
             ),
             Err(e) => {
                 // Without a run dir no process can be (re)started: stop
                 // cleanly rather than limp on.
-                log::error(
+                log::emit(
+                    LogEvent::RunDirLost,
                     "cannot recreate the run dir; stopping the tier",
                     json!({"run_dir": self.config.run_dir, "error": e}),
                 );

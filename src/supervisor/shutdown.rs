@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use super::aux::AuxKind;
 use super::slot::SlotState;
@@ -42,7 +42,8 @@ impl Supervisor {
             && drain
             && !drain_for.is_zero()
         {
-            log::info(
+            log::emit(
+                LogEvent::DrainStarted,
                 "draining: /health answers 503 while every request is still served; stopping after",
                 json!({"drain_seconds": drain_for.as_secs()}),
             );
@@ -52,7 +53,11 @@ impl Supervisor {
             return;
         }
         if self.phase == Phase::Running && self.drain_until.is_some() {
-            log::info("stop signal while draining: stopping now", json!({}));
+            log::emit(
+                LogEvent::DrainCut,
+                "stop signal while draining: stopping now",
+                json!({}),
+            );
         }
         self.stop();
     }
@@ -70,12 +75,17 @@ impl Supervisor {
         self.health.set_draining(true);
         self.metrics.draining.set(1);
         if self.phase != Phase::Running {
-            log::warn("second stop signal: killing everything", json!({}));
+            log::emit(
+                LogEvent::KillingAll,
+                "second stop signal: killing everything",
+                json!({}),
+            );
             self.act(Action::KillAll);
             self.phase = Phase::Done(1);
             return;
         }
-        log::info(
+        log::emit(
+            LogEvent::StopStarted,
             "shutting down: nginx stops accepting, in-flight requests finish",
             json!({}),
         );
@@ -89,7 +99,7 @@ impl Supervisor {
     pub(super) fn shutdown_tick(&mut self) {
         let (phase, actions) = step(self.phase, self.alive(), Instant::now());
         if phase == Phase::Done(0) {
-            log::info("ssrd stopped", json!({}));
+            log::emit(LogEvent::TierStopped, "ssrd stopped", json!({}));
         }
         self.phase = phase;
         actions.into_iter().for_each(|a| self.act(a));
@@ -99,11 +109,15 @@ impl Supervisor {
         match action {
             Action::QuitNginx => self.nginx.signal(Signal::SIGQUIT),
             Action::KillNginx => {
-                log::warn("nginx did not finish in time; killing it", json!({}));
+                log::emit(
+                    LogEvent::NginxKilled,
+                    "nginx did not finish in time; killing it",
+                    json!({}),
+                );
                 self.nginx.kill(AuxKind::Nginx);
             }
             Action::StopWorkers => {
-                log::info("stopping workers", json!({}));
+                log::emit(LogEvent::WorkersStopping, "stopping workers", json!({}));
                 for slot in &mut self.slots {
                     match slot.pid {
                         Some(pid) => {

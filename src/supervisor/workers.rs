@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::json;
 use ssrd_worker::events::Event as WorkerEvent;
-use ssrd_worker::log;
+use ssrd_worker::log::{self, LogEvent};
 
 use super::haproxy_api::ServerState;
 use super::reason::Reason;
@@ -45,7 +45,8 @@ impl Supervisor {
         let (events_rx, events_tx) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(pair) => pair,
             Err(e) => {
-                log::error(
+                log::emit(
+                    LogEvent::WorkerPipeFailed,
                     "cannot create a worker's event pipe",
                     json!({"error": e.to_string()}),
                 );
@@ -88,7 +89,8 @@ impl Supervisor {
                 slot.last_seen = now;
                 slot.kill_reason = None;
                 slot.replace_reason = None;
-                log::info(
+                log::emit(
+                    LogEvent::WorkerStarting,
                     "worker starting",
                     json!({"worker": slot.name, "worker_pid": pid.as_raw(), "port": self.config.worker_port(i)}),
                 );
@@ -97,7 +99,8 @@ impl Supervisor {
             Err(e) => {
                 let delay = slot.backoff.after_crash(Duration::ZERO);
                 slot.state = SlotState::Waiting { until: now + delay };
-                log::error(
+                log::emit(
+                    LogEvent::WorkerSpawnFailed,
                     "cannot spawn worker",
                     json!({"worker": slot.name, "error": e.to_string()}),
                 );
@@ -153,19 +156,25 @@ impl Supervisor {
                 // sends it meanwhile wait in the slot's accept queue for the
                 // new worker (at most RESPAWN_GRACE), so even when every
                 // worker dies at the same moment no request is refused.
-                let msg = if plan.reason == Some(Reason::HeapLimit) {
-                    "worker exited on its heap limit; replacement starting"
+                let (event, msg) = if plan.reason == Some(Reason::HeapLimit) {
+                    (
+                        LogEvent::WorkerHeapLimitExit,
+                        "worker exited on its heap limit; replacement starting",
+                    )
                 } else {
-                    "worker died; replacement starting in its place"
+                    (
+                        LogEvent::WorkerDiedReplaced,
+                        "worker died; replacement starting in its place",
+                    )
                 };
-                log::warn(msg, fields);
+                log::emit(event, msg, fields);
                 self.slots[i].backoff.reset();
                 self.spawn_worker(i);
             }
             AfterExit::Stay => {
                 let fields = self.maint_logged(i, fields).await;
                 self.slots[i].state = SlotState::Stopped;
-                log::info("worker stopped", fields);
+                log::emit(LogEvent::WorkerStopped, "worker stopped", fields);
             }
             AfterExit::RespawnNow => {
                 let fields = self.maint_logged(i, fields).await;
@@ -173,29 +182,41 @@ impl Supervisor {
                     self.slots[i].state,
                     SlotState::Stopping { respawn: true, .. }
                 ) {
-                    log::info("worker exited; starting its replacement", fields);
+                    log::emit(
+                        LogEvent::WorkerExitedReplaced,
+                        "worker exited; starting its replacement",
+                        fields,
+                    );
                 } else {
                     // It had been serving: a poison request or an outside
                     // kill, not a crash loop. Capacity matters more here.
                     self.slots[i].backoff.reset();
-                    log::warn("worker died; set MAINT, restarting now", fields);
+                    log::emit(
+                        LogEvent::WorkerDiedRestartNow,
+                        "worker died; set MAINT, restarting now",
+                        fields,
+                    );
                 }
                 self.spawn_worker(i);
             }
             AfterExit::RespawnAfterBackoff => {
                 self.slots[i].first_start = false;
                 let fields = self.maint_logged(i, fields).await;
-                log::warn("worker died; set MAINT, restarting after backoff", fields);
+                log::emit(
+                    LogEvent::WorkerDiedBackoff,
+                    "worker died; set MAINT, restarting after backoff",
+                    fields,
+                );
                 if plan.reason == Some(Reason::Bundle) && self.rollout.current_slot() == Some(i) {
-                    log::error(
-                        "the new bundle does not start; reload aborted (workers not yet replaced keep the old bundle)",
+                    log::emit(LogEvent::ReloadAborted, "the new bundle does not start; reload aborted (workers not yet replaced keep the old bundle)",
                         json!({"worker": name}),
                     );
                     self.rollout.abort();
                 }
                 let slot = &mut self.slots[i];
                 let delay = slot.backoff.after_crash(ran_for);
-                log::info(
+                log::emit(
+                    LogEvent::WorkerRestartScheduled,
                     "worker restart scheduled",
                     json!({"worker": name, "delay_ms": delay.as_millis() as u64}),
                 );
@@ -235,7 +256,8 @@ impl Supervisor {
         let event = match serde_json::from_str::<WorkerEvent>(line) {
             Ok(event) => event,
             Err(e) => {
-                log::warn(
+                log::emit(
+                    LogEvent::WorkerLineUnreadable,
                     "unreadable line from a worker",
                     json!({"worker": self.slots[i].name, "line": line, "error": e.to_string()}),
                 );
@@ -291,7 +313,8 @@ impl Supervisor {
         }
         let name = self.slots[i].name.clone();
         if let Err(e) = self.api.set_state(&name, ServerState::Ready).await {
-            log::error(
+            log::emit(
+                LogEvent::WorkerReadyFailed,
                 "could not set worker READY; will retry",
                 json!({"worker": name, "error": e}),
             );
@@ -301,7 +324,8 @@ impl Supervisor {
         slot.state = SlotState::Ready;
         slot.in_rotation = true;
         slot.first_start = false;
-        log::info(
+        log::emit(
+            LogEvent::WorkerInRotation,
             "worker in rotation",
             json!({"worker": name, "worker_pid": slot.pid.map(Pid::as_raw), "boot_s": slot.started.elapsed().as_secs_f64()}),
         );
@@ -314,7 +338,8 @@ impl Supervisor {
             && self.generation > 0
             && self.slots.iter().all(|s| s.generation == self.generation)
         {
-            log::info(
+            log::emit(
+                LogEvent::ReloadComplete,
                 "reload complete: every worker runs the new bundle",
                 json!({"generation": self.generation}),
             );
@@ -334,7 +359,8 @@ impl Supervisor {
                 None => {}
                 Some(Due::Spawn) => self.spawn_worker(i),
                 Some(Due::LeaveRotation) => {
-                    log::warn(
+                    log::emit(
+                        LogEvent::WorkerSlowStart,
                         "replacement is slow to start; taking its slot out of rotation",
                         json!({"worker": self.slots[i].name}),
                     );
@@ -343,7 +369,8 @@ impl Supervisor {
                 Some(Due::Kill(reason)) => {
                     let slot = &mut self.slots[i];
                     if let Some(pid) = slot.pid {
-                        log::warn(
+                        log::emit(
+                            LogEvent::WorkerKilled,
                             &format!("worker {}; killing it", reason_words(reason)),
                             json!({"worker": slot.name, "worker_pid": pid.as_raw(), "reason": reason.label()}),
                         );

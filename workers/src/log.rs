@@ -15,6 +15,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The most bytes one field of a log line carries.
@@ -54,6 +55,142 @@ pub fn log(level: &str, msg: &str, fields: Value) {
     text.push('\n');
     // A closed stderr must not take the worker down.
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// What a log line reports, as a stable name in its `event` field. Tests,
+/// alerts and log pipelines key on `event`; `msg` is for people and its
+/// words may change. docs/operations.md ("Log events") lists them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogEvent {
+    // The supervisor's: the tier, nginx and haproxy, workers' lives, reloads.
+    /// `ssrd up` checked its options and is starting nginx, haproxy and the workers.
+    TierStarting,
+    /// Every worker is in rotation and nginx accepts: the ready line.
+    TierReady,
+    /// A process of an earlier `ssrd up` in this run dir was still running and was killed.
+    LeftoverKilled,
+    /// nginx or haproxy (`process`) was started again after it exited.
+    AuxRestarted,
+    /// Starting nginx or haproxy again failed; retried after a backoff.
+    AuxRestartFailed,
+    /// Sending every worker's state to a restarted haproxy failed; retried.
+    HaproxyResyncFailed,
+    /// nginx or haproxy exited while the tier runs; it is restarted.
+    AuxExited,
+    /// nginx or haproxy exited as part of a stop.
+    AuxStopped,
+    /// haproxy did not start; the tier stops.
+    HaproxyStartFailed,
+    /// nginx did not start; the tier stops.
+    NginxStartFailed,
+    /// nginx wrote faster than the supervisor's stderr took it; lines were dropped.
+    NginxLogDropped,
+    /// A worker crashed with this request in flight (one strike toward quarantine).
+    CrashedInFlight,
+    /// A request crashed workers often enough to be refused for a while.
+    RequestQuarantined,
+    /// A reload was asked for while another's bundle was being checked.
+    ReloadQueued,
+    /// A reload started: the new bundle is being checked in a throwaway worker.
+    ReloadChecking,
+    /// The bundle check could not run; nothing changes.
+    ReloadUncheckable,
+    /// The new bundle passed its check; workers are replaced one at a time.
+    ReloadAccepted,
+    /// The new bundle failed its check; workers keep the old one.
+    ReloadRejected,
+    /// A worker passed a recycling threshold (`reason`) and waits its turn to be replaced.
+    WorkerDue,
+    /// haproxy would not drain a worker, so it was not replaced this time.
+    WorkerDrainFailed,
+    /// A worker is drained and a new one starts in its slot (reload or recycling; `reason`).
+    WorkerReplacing,
+    /// The run dir disappeared under the running tier.
+    RunDirDeleted,
+    /// The run dir was recreated with everything the tier keeps in it.
+    RunDirRecreated,
+    /// The run dir could not be recreated; the tier stops.
+    RunDirLost,
+    /// SIGTERM: the tier drains (every request served, `/health` 503) before it stops.
+    DrainStarted,
+    /// A second stop signal ended the drain early.
+    DrainCut,
+    /// A stop signal during the stop: every process is killed.
+    KillingAll,
+    /// The graceful stop began: nginx stops accepting, accepted requests finish.
+    StopStarted,
+    /// The supervisor is about to exit (`code`).
+    TierStopped,
+    /// nginx outlived its stop deadline and was killed.
+    NginxKilled,
+    /// nginx is gone; the workers finish and exit.
+    WorkersStopping,
+    /// A worker could not be started: no event pipe.
+    WorkerPipeFailed,
+    /// A worker process was spawned (`worker`, `pid`).
+    WorkerStarting,
+    /// A worker process could not be spawned.
+    WorkerSpawnFailed,
+    /// A worker exited at its V8 heap limit; its replacement starts at once.
+    WorkerHeapLimitExit,
+    /// A worker died; a replacement starts in its place at once.
+    WorkerDiedReplaced,
+    /// A worker exited and its slot stays empty (the tier is stopping).
+    WorkerStopped,
+    /// A worker retired as planned; its replacement starts.
+    WorkerExitedReplaced,
+    /// A serving worker died: MAINT in haproxy, restarted at once.
+    WorkerDiedRestartNow,
+    /// A worker died soon after starting: MAINT in haproxy, restarted after a backoff.
+    WorkerDiedBackoff,
+    /// A reload's first replacement did not start; the rest keep the old bundle.
+    ReloadAborted,
+    /// When a worker that died will be started again (`delay_ms`).
+    WorkerRestartScheduled,
+    /// A worker wrote a line on its event pipe the supervisor cannot read.
+    WorkerLineUnreadable,
+    /// haproxy did not take a worker's READY state; retried.
+    WorkerReadyFailed,
+    /// A worker is ready and haproxy sends it requests.
+    WorkerInRotation,
+    /// Every worker runs the new bundle.
+    ReloadComplete,
+    /// A replacement was not ready in time; its slot leaves rotation until it is.
+    WorkerSlowStart,
+    /// A worker broke a promise (no heartbeat, slow stop, over a limit; `reason`) and was killed.
+    WorkerKilled,
+}
+
+impl LogEvent {
+    /// The level every line of this event is written at.
+    pub fn level(self) -> &'static str {
+        use LogEvent::*;
+        match self {
+            AuxRestartFailed | HaproxyResyncFailed | AuxExited | HaproxyStartFailed
+            | NginxStartFailed | RequestQuarantined | ReloadUncheckable | ReloadRejected
+            | WorkerDrainFailed | RunDirDeleted | RunDirLost | WorkerPipeFailed
+            | WorkerSpawnFailed | ReloadAborted | WorkerReadyFailed => "error",
+            LeftoverKilled | NginxLogDropped | CrashedInFlight | KillingAll | NginxKilled
+            | WorkerHeapLimitExit | WorkerDiedReplaced | WorkerDiedRestartNow
+            | WorkerDiedBackoff | WorkerLineUnreadable | WorkerSlowStart | WorkerKilled => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// Writes one line of `event` at its level: `{"ts", "level", "msg",
+/// "event", "pid", ...fields}`.
+pub fn emit(event: LogEvent, msg: &str, fields: Value) {
+    let mut fields = match fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    fields.insert(
+        "event".into(),
+        serde_json::to_value(event).unwrap_or(Value::Null),
+    );
+    log(event.level(), msg, Value::Object(fields));
 }
 
 pub fn info(msg: &str, fields: Value) {
