@@ -3,7 +3,8 @@
 //! tests/hypernova-app is a Hypernova app written as Hypernova's README
 //! shows. Its unchanged sources are built twice: for the real Hypernova
 //! 2.5.0 server on Node (`hypernova/server` and `hypernova-react` as they
-//! are on npm) and, with js-bundle/hypernova's esbuild recipe, for ssrd.
+//! are on npm) and, with the ssrd-hypernova package's esbuild recipe
+//! (js-bundle/packages/ssrd-hypernova, installed by path), for ssrd.
 //! Both run on free loopback ports and get the same `/batch`: every job must
 //! come back the same, byte for byte apart from the placement's random id
 //! and ssrd's documented `<` escape inside the props JSON.
@@ -32,10 +33,13 @@ fn built() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
         let app = app_dir();
-        assert!(
-            app.join("node_modules/hypernova/package.json").exists(),
-            "tests/hypernova-app has no node_modules: run `npm ci` in it first"
-        );
+        for package in ["hypernova", "ssrd-hypernova"] {
+            let manifest = app.join(format!("node_modules/{package}/package.json"));
+            assert!(
+                manifest.exists(),
+                "tests/hypernova-app/node_modules has no {package}: run `npm ci` in it first"
+            );
+        }
         sweep_stale_builds(&app.join("dist"));
         let rel = format!("dist/cargo-{}", std::process::id());
         let out = Command::new("node")

@@ -10,7 +10,8 @@
 # embedded as server HTML; every job that failed, and every job of a batch
 # that timed out or errored, is embedded as fallback markup (props only)
 # for the browser to render. The page loads js-bundle/dist/client.js, which
-# hydrates the first kind and renders the second.
+# hydrates the first kind and renders the second. page_server.rb, beside
+# this file, serves the page and the client bundle.
 #
 #   SSRD_URL=http://127.0.0.1:9000/batch PORT=8080 ruby examples/caller/caller.rb
 #   open http://127.0.0.1:8080/?name=Loft
@@ -18,12 +19,11 @@
 # Query parameters: name (HelloWorld's name prop), with (extra components,
 # comma-separated, e.g. Runaway), nav=0 (no NavBar).
 
-require "io/wait"
 require "json"
 require "net/http"
 require "securerandom"
-require "socket"
 require "uri"
+require_relative "page_server"
 
 SSRD_URL = URI(ENV.fetch("SSRD_URL", "http://127.0.0.1:9000/batch"))
 # This caller writes the placement markup itself (below), so it asks for the
@@ -117,35 +117,6 @@ def page(params)
   HTML
 end
 
-def respond(client, status, type, body)
-  client.write("HTTP/1.1 #{status}\r\nContent-Type: #{type}\r\nContent-Length: #{body.bytesize}\r\n" \
-               "Connection: close\r\n\r\n")
-  client.write(body)
-end
-
-def serve(client)
-  client.wait_readable(5) or return
-  request_line = client.gets or return
-  while (line = client.gets) && line != "\r\n"; end
-  _method, target = request_line.split(" ", 3)
-  uri = URI.parse(target || "/")
-  params = URI.decode_www_form(uri.query || "").to_h
-  case uri.path
-  when "/" then respond(client, "200 OK", "text/html; charset=utf-8", page(params))
-  when "/client.js" then respond(client, "200 OK", "text/javascript", File.binread(CLIENT_JS))
-  else respond(client, "404 Not Found", "text/plain", "not found\n")
-  end
-rescue StandardError => e
-  warn JSON.generate({ msg: "request failed", error: "#{e.class}: #{e.message}" })
-ensure
-  client.close
-end
-
-server = TCPServer.new("127.0.0.1", PORT)
-warn JSON.generate({ msg: "caller listening", port: server.addr[1], ssrd: SSRD_URL.to_s, timeout_ms: (TIMEOUT_S * 1000).round })
-$stdout.puts JSON.generate({ ready: true, port: server.addr[1] })
-$stdout.flush
-loop do
-  client = server.accept
-  Thread.new(client) { |c| serve(c) }
-end
+server = PageServer.new(port: PORT, client_js: CLIENT_JS) { |params| page(params) }
+warn JSON.generate({ msg: "caller listening", port: server.port, ssrd: SSRD_URL.to_s, timeout_ms: (TIMEOUT_S * 1000).round })
+server.run

@@ -4,7 +4,7 @@
 import { createElement } from "react";
 import { createRoot, hydrateRoot } from "react-dom/client";
 import { components } from "./registry.js";
-import { findPlacements } from "./markup.js";
+import { findPlacements } from "ssrd-hypernova/find-placements";
 
 export function mountAll(doc = document) {
   const mounted = [];

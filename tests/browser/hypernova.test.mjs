@@ -2,7 +2,7 @@
 // (docs/hypernova.md): the Rails-side hypernova-ruby gem, unchanged (its
 // lib/ named by HYPERNOVA_RUBY_LIB), builds the page from ssrd's renders
 // of tests/hypernova-app, whose sources are bundled with
-// js-bundle/hypernova's esbuild recipe; Debian's Chromium runs the app's
+// ssrd-hypernova's esbuild recipe; Debian's Chromium runs the app's
 // client bundle. Proves: the gem inserts ssrd's HTML as it is, it hydrates
 // (React 19's hydrateRoot, the server's DOM nodes kept) with no console
 // warning or error and then handles clicks; props cannot end the script

@@ -79,7 +79,7 @@ let ssrShapes; // each section's DOM after hydration, for the tier-down test
 const execFileP = promisify(execFile);
 
 
-/** The JSON of a placement's script element, as js-bundle/src/markup.js reads it. */
+/** The JSON of a placement's script element, as ssrd-hypernova's find-placements.js reads it. */
 function decodeProps(comment) {
   return JSON.parse(comment.replace(/&gt;/g, ">").replace(/&amp;/g, "&"));
 }

@@ -1,5 +1,6 @@
 // Builds the app twice over, from the same, unchanged sources:
-//   for ssrd, with js-bundle/hypernova's esbuild recipe:
+//   for ssrd, with ssrd-hypernova's esbuild recipe (a devDependency by path,
+//   from js-bundle/packages/ssrd-hypernova/):
 //     ssrd-server.js          the server bundle (`ssrd worker --bundle`)
 //     ssrd-plugins.js         the same with a server plugin (plugins-server.js)
 //     ssrd-server-hnreact.js  the server bundle with hypernova-react itself
@@ -12,7 +13,7 @@
 import { build } from "esbuild";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ssrdClientOptions, ssrdServerOptions } from "../../js-bundle/hypernova/esbuild.mjs";
+import { ssrdClientOptions, ssrdServerOptions } from "ssrd-hypernova/esbuild";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outdir = path.resolve(here, process.argv[2] ?? "dist");

@@ -10,16 +10,13 @@
 #   HYPERNOVA_PORT=9000 CLIENT_JS=dist/client.js PORT=0 ruby rails_page.rb
 #
 # HYPERNOVA_RUBY_LIB: the gem's lib folder (.ci/run sets it). Needs
-# Faraday (Debian:
-# ruby-faraday). Prints one JSON line, {"ready":true,"port":N}, when it
-# listens; then serves GET / (the page; ?name= sets Greeting's name) and
-# GET /client.js.
+# Faraday (Debian: ruby-faraday). Prints one JSON line,
+# {"ready":true,"port":N}, when it listens; then serves GET / (the page;
+# ?name= sets Greeting's name) and GET /client.js, with the example
+# caller's server (examples/caller/page_server.rb).
 
-require "io/wait"
-require "json"
 require "securerandom" # the gem's BlankRenderer uses it without requiring it
-require "socket"
-require "uri"
+require_relative "../../examples/caller/page_server"
 
 $LOAD_PATH.unshift(ENV.fetch("HYPERNOVA_RUBY_LIB"))
 require "hypernova"
@@ -71,34 +68,7 @@ class PagesController
   end
 end
 
-def respond(client, status, type, body)
-  client.write("HTTP/1.1 #{status}\r\nContent-Type: #{type}\r\nContent-Length: #{body.bytesize}\r\n" \
-               "Connection: close\r\n\r\n")
-  client.write(body)
+server = PageServer.new(port: Integer(ENV.fetch("PORT", "0")), client_js: CLIENT_JS) do |params|
+  PagesController.new.show(params)
 end
-
-def serve(client)
-  client.wait_readable(5) or return
-  request_line = client.gets or return
-  while (line = client.gets) && line != "\r\n"; end
-  _method, target = request_line.split(" ", 3)
-  uri = URI.parse(target || "/")
-  params = URI.decode_www_form(uri.query || "").to_h
-  case uri.path
-  when "/" then respond(client, "200 OK", "text/html; charset=utf-8", PagesController.new.show(params))
-  when "/client.js" then respond(client, "200 OK", "text/javascript", File.binread(CLIENT_JS))
-  else respond(client, "404 Not Found", "text/plain", "not found\n")
-  end
-rescue StandardError => e
-  warn JSON.generate({ msg: "request failed", error: "#{e.class}: #{e.message}" })
-ensure
-  client.close
-end
-
-server = TCPServer.new("127.0.0.1", Integer(ENV.fetch("PORT", "0")))
-$stdout.puts JSON.generate({ ready: true, port: server.addr[1] })
-$stdout.flush
-loop do
-  client = server.accept
-  Thread.new(client) { |c| serve(c) }
-end
+server.run

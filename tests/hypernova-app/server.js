@@ -1,7 +1,7 @@
 // The app's Hypernova server, written as Hypernova's README shows. Node
 // runs it with the real hypernova/server (npm run build, then
 // `PORT=3030 node dist/hypernova-node.cjs`); the ssrd build (build.mjs)
-// bundles the same file with js-bundle/hypernova's recipe, which maps
+// bundles the same file with ssrd-hypernova's recipe, which maps
 // hypernova/server and hypernova-react onto the adapter.
 const hypernova = require('hypernova/server');
 

@@ -1,7 +1,9 @@
 // Hypernova's placement markup (docs/protocol.md, "Placement markup"), read
-// in the browser. The writer side lives with callers (examples/caller) and in
-// the worker (bundles that declare `markup: "placement"`, and `?markup=1`); this reader accepts both Hypernova's own escaping
-// and ssrd's stricter one.
+// in the browser: every placement of a component on the page, with its
+// props. placement.js is the writer; callers (examples/caller) and the
+// worker (bundles that declare `markup: "placement"`, and `?markup=1`)
+// write it too. This reader accepts both Hypernova's own escaping and
+// ssrd's stricter one.
 
 export function toKey(name) {
   return name.replace(/\W/g, "");

@@ -1,7 +1,7 @@
 // esbuild recipe: build an unchanged Hypernova app for ssrd.
 //
 //   import { build } from "esbuild";
-//   import { ssrdServerOptions, ssrdClientOptions } from "<ssrd>/js-bundle/hypernova/esbuild.mjs";
+//   import { ssrdServerOptions, ssrdClientOptions } from "ssrd-hypernova/esbuild";
 //   await build(ssrdServerOptions({ entryPoints: ["hypernova.js"], outfile: "dist/ssrd-server.js" }));
 //   await build(ssrdClientOptions({ entryPoints: ["client.js"], outfile: "dist/client.js" }));
 //
@@ -13,7 +13,8 @@
 //   `process.env.PORT || 3030` in a server file still evaluates.
 // - client build: `hypernova-react` → react-client.js (hydrateRoot).
 // - the adapter's own imports of react and react-dom resolve from the app
-//   (absWorkingDir), never from ssrd's js-bundle: one copy of React per bundle.
+//   (absWorkingDir), never from where this package sits (installed by path,
+//   it is a link into ssrd's checkout): one copy of React per bundle.
 //
 // Both functions take esbuild options and return them with these added;
 // anything passed in wins over the defaults below, except `plugins`, which

@@ -9,7 +9,7 @@
 // fell back to an empty div. The component itself is returned.
 import { createElement } from "react";
 import { createRoot, hydrateRoot } from "react-dom/client";
-import { findPlacements } from "../src/markup.js";
+import { findPlacements } from "./find-placements.js";
 
 export function renderReact(name, component) {
   if (typeof document === "undefined") return component;
