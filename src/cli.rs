@@ -34,6 +34,10 @@ pub enum Command {
     Up(UpArgs),
     /// Print the nginx and haproxy configs `ssrd up` would use.
     Config(ConfigArgs),
+    /// `ssrd up --dev`: the tier for a developer's machine. The bundle file
+    /// is watched and reloaded on every save (checked first: a broken
+    /// save keeps the old bundle serving and prints its error once).
+    Dev(UpArgs),
     /// Ask a running `ssrd up` to reload its bundle (sends SIGHUP).
     Reload(UpArgs),
     /// Stop a running `ssrd up`: SIGTERM (drain for --drain-seconds, then

@@ -192,6 +192,10 @@ options! {
     /// it), "off", or a file path (rotate it with logrotate and `ssrd
     /// reopen-logs`). `true`/`false` mean stderr/off.
     access_log: AccessLog = AccessLog::Stderr;
+    /// Development mode (what `ssrd dev` sets): the bundle file is watched
+    /// and reloaded when it changes (checked first, so a broken save keeps
+    /// the old bundle serving). Never in production.
+    dev: bool = false;
 }
 
 impl UpArgs {
@@ -371,6 +375,7 @@ mod tests {
         ("nginx", "/opt/nginx", "\"/opt/nginx\""),
         ("haproxy", "/opt/haproxy", "\"/opt/haproxy\""),
         ("access_log", "off", "\"off\""),
+        ("dev", "true", "true"),
     ];
 
     #[derive(Parser)]

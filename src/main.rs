@@ -35,10 +35,17 @@ mod tether;
 mod up;
 
 use cli::Command;
+use config::Config;
 
 fn main() {
     let code = match cli::parse().command {
         Command::Up(args) => args.resolve().map(up::up),
+        Command::Dev(args) => args.resolve().map(|config| {
+            up::up(Config {
+                dev: true,
+                ..config
+            })
+        }),
         Command::Config(args) => args
             .up
             .resolve()

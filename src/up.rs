@@ -142,6 +142,11 @@ fn run(
             "starting the tier",
             json!({"workers": config.workers, "bundle": config.bundle, "run_dir": config.run_dir}),
         );
+        let watch = if config.dev {
+            Some(supervisor::watch_bundle(&config.bundle, tx.clone())?)
+        } else {
+            None
+        };
         let parts = supervisor::Parts {
             exe,
             listeners,
@@ -154,6 +159,7 @@ fn run(
             hangup,
             nginx_log: supervisor::nginx_log::NginxLog::start()
                 .map_err(|e| UpError::runtime(format!("creating nginx's log pipe: {e}")))?,
+            watch,
         };
         Ok(Supervisor::new(config, parts).run(rx).await)
     })

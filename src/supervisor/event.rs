@@ -1,6 +1,6 @@
-//! What the supervisor's event loop reacts to. signals.rs and the readers
-//! of the workers' event pipes (fd 5) in spawn.rs send these; mod.rs
-//! receives them.
+//! What the supervisor's event loop reacts to. signals.rs, the readers of
+//! the workers' event pipes (fd 5) in spawn.rs, hangups.rs and watch.rs
+//! send these; mod.rs receives them.
 
 use nix::unistd::Pid;
 
@@ -13,4 +13,6 @@ pub enum Event {
     Line { slot: usize, pid: Pid, line: String },
     /// nginx reported that the caller of this request hung up (hangups.rs).
     HungUp(String),
+    /// Dev mode: the bundle file may have changed (watch.rs).
+    BundleChanged,
 }

@@ -21,7 +21,8 @@
 //! - `hangups.rs`: callers that hung up (nginx's 499s), cancelled in workers;
 //! - `telemetry.rs` + `metrics.rs`: events → Prometheus, `/metrics`;
 //! - `spawn.rs`, `signals.rs`, `event.rs`: processes, signals, the channel;
-//! - `haproxy_api.rs`: haproxy's runtime API; `announce.rs`: the ready line.
+//! - `haproxy_api.rs`: haproxy's runtime API; `announce.rs`: the ready line;
+//! - `watch.rs`: dev mode's reload when the bundle file changes.
 
 mod announce;
 mod aux;
@@ -44,6 +45,7 @@ mod slot;
 mod spawn;
 mod stop_phases;
 mod telemetry;
+mod watch;
 mod workers;
 
 use std::path::PathBuf;
@@ -70,6 +72,7 @@ pub use signals::forward as forward_signals;
 use slot::Slot;
 pub use spawn::{nginx_args, pass_fds};
 use stop_phases::Phase;
+pub use watch::start as watch_bundle;
 
 /// How often the supervisor looks at timers and draining workers.
 const TICK: Duration = Duration::from_millis(100);
@@ -127,6 +130,11 @@ pub struct Supervisor {
     resync: bool,
     /// nginx's stderr (and default access log), copied to the supervisor's.
     nginx_log: nginx_log::NginxLog,
+    /// Dev mode's watch on the bundle file; `None` in production.
+    _watch: Option<watch::BundleWatch>,
+    /// Dev mode: the content of the last save reloaded (or refused), so
+    /// the same bytes saved again do not reload or print their error twice.
+    watched_sha: Option<String>,
 }
 
 /// What `ssrd up` prepared for the supervisor.
@@ -151,6 +159,8 @@ pub struct Parts {
     pub hangup: crate::templates::HangupTarget,
     /// nginx's stderr (and default access log), copied to the supervisor's.
     pub nginx_log: nginx_log::NginxLog,
+    /// Dev mode's watch on the bundle file (see [`watch::start`]).
+    pub watch: Option<watch::BundleWatch>,
 }
 
 impl Supervisor {
@@ -173,6 +183,8 @@ impl Supervisor {
             health: parts.health,
             hangup: parts.hangup,
             nginx_log: parts.nginx_log,
+            _watch: parts.watch,
+            watched_sha: None,
             drain_until: None,
             policy,
             jitter: Jitter::from_clock(),
@@ -234,6 +246,7 @@ impl Supervisor {
                     Some(Event::Signal(sig)) => self.on_signal(sig).await,
                     Some(Event::Line { slot, pid, line }) => self.on_line(slot, pid, &line).await,
                     Some(Event::HungUp(id)) => self.on_hung_up(id),
+                    Some(Event::BundleChanged) => self.on_bundle_changed(),
                     None => break,
                 },
                 _ = tick.tick() => self.on_tick().await,

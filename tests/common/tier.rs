@@ -32,12 +32,22 @@ pub struct Tier {
 impl Tier {
     /// Starts a tier with `workers` workers on a free block of ports.
     pub fn start(workers: usize, bundle: &std::path::Path, extra: &[&str]) -> Tier {
+        Tier::start_command("up", workers, bundle, extra)
+    }
+
+    /// Like [`Tier::start`], with another command that runs a tier (`dev`).
+    pub fn start_command(
+        command: &str,
+        workers: usize,
+        bundle: &std::path::Path,
+        extra: &[&str],
+    ) -> Tier {
         for attempt in 0..8 {
             let base = free_block(workers + 4);
             let run_dir =
                 std::env::temp_dir().join(format!("ssrd-tier-{}-{base}", std::process::id()));
             let _ = std::fs::remove_dir_all(&run_dir);
-            match Tier::start_at(workers, bundle, extra, base, &run_dir) {
+            match Tier::launch(command, workers, bundle, extra, base, &run_dir) {
                 Ok(tier) => return tier,
                 Err(text) if text.contains("is not available") && attempt < 7 => continue,
                 Err(text) => panic!("ssrd up never became ready; stderr:\n{text}"),
@@ -55,8 +65,19 @@ impl Tier {
         base: u16,
         run_dir: &std::path::Path,
     ) -> Result<Tier, String> {
+        Tier::launch("up", workers, bundle, extra, base, run_dir)
+    }
+
+    fn launch(
+        command: &str,
+        workers: usize,
+        bundle: &std::path::Path,
+        extra: &[&str],
+        base: u16,
+        run_dir: &std::path::Path,
+    ) -> Result<Tier, String> {
         let mut child = Command::new(bin())
-            .arg("up")
+            .arg(command)
             .args(["--workers", &workers.to_string()])
             .arg("--bundle")
             .arg(bundle)

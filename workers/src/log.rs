@@ -156,6 +156,8 @@ pub enum LogEvent {
     WorkerInRotation,
     /// Every worker runs the new bundle.
     ReloadComplete,
+    /// Dev mode: the bundle file's content changed; a reload starts.
+    BundleSaved,
     /// A replacement was not ready in time; its slot leaves rotation until it is.
     WorkerSlowStart,
     /// A worker broke a promise (no heartbeat, slow stop, over a limit; `reason`) and was killed.
