@@ -81,7 +81,7 @@ pub struct TetherArgs {
 /// Options shared by everything that runs a bundle.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// The JS bundle (see README: Bundle contract).
+    /// The JS bundle (see README, "The bundle contract").
     #[arg(long, env = "SSRD_BUNDLE")]
     pub bundle: PathBuf,
     /// A job running longer than this is stopped and answered as RenderTimeout.

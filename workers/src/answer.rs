@@ -3,7 +3,7 @@
 //! (a JSON object, checked here), or the bundle's error in Hypernova's
 //! shape (every field capped, the status from a closed range).
 //!
-//! What is read here is only ever the host's own record (js/host.js,
+//! What is read here is only ever the host's own record (js/answers.js,
 //! `settle` and `failure`): a string, or a null-prototype object of plain
 //! strings and numbers. The bundle's objects never reach this module, and
 //! anything else (a proxy, an object with a prototype) is refused without
@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use crate::job::{Failure, JobError, Rendered};
 
 /// Reads the glue's answer: a string (HTML), `{html, meta}` or
-/// `{statusCode, error}` (see js/host.js).
+/// `{statusCode, error}` (see js/answers.js).
 pub(crate) fn read<'s>(
     scope: &v8::PinScope<'s, '_>,
     value: v8::Local<'s, v8::Value>,
@@ -63,7 +63,7 @@ pub(crate) fn read<'s>(
 }
 
 /// The most text the glue's error record may hold (its fields are clipped
-/// to 16 KiB each in host.js).
+/// to 16 KiB each in js/answers.js).
 const MAX_ERROR_RECORD: usize = 256 * 1024;
 
 /// The status a failed job may carry: 400 to 599 as the bundle set it

@@ -9,8 +9,9 @@
 //!
 //! What the glue hands back is turned into a job's outcome in answer.rs.
 //!
-//! The Rust side knows nothing about React. It calls the host glue from
-//! `js/host.js`, which calls `globalThis.ssrd.render(name, props, context)`.
+//! The Rust side knows nothing about React. It calls the host glue that
+//! `js/host.js` hands over; `js/render_glue.js` calls
+//! `globalThis.ssrd.render(name, props, context)`.
 
 use std::cell::Cell;
 use std::rc::Rc;

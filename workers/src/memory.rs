@@ -7,9 +7,9 @@
 //!   ([`buffer_allocator`]); past it, allocations fail and JS sees a
 //!   RangeError instead of the process growing;
 //! - resizable and growable buffers and WebAssembly memories: V8 reserves
-//!   and commits these itself, so host.js charges each to the same budget
-//!   before V8 makes it ([`op_ssrd_offheap_charge`]) and refunds it once it
-//!   is garbage; one memory is also capped in pages by a V8 flag;
+//!   and commits these itself, so js/offheap_budget.js charges each to the
+//!   same budget before V8 makes it ([`op_ssrd_offheap_charge`]) and refunds
+//!   it once it is garbage; one memory is also capped in pages by a V8 flag;
 //! - WebAssembly tables live on the heap, one capped in entries by a V8
 //!   flag ([`v8_flags`]) so growing one never asks V8 for more than it can
 //!   hand back as a failed job;
@@ -131,8 +131,8 @@ pub fn buffer_allocator(limit: usize) -> (v8::UniqueRef<v8::Allocator>, Arc<Buff
 
 /// Charges `bytes` of memory V8 is about to reserve outside the heap (a
 /// resizable buffer, a WebAssembly memory) to the isolate's off-heap
-/// budget: false when it would pass it (host.js then throws a RangeError).
-/// Called only from host.js, whose ops bundle code cannot reach.
+/// budget: false when it would pass it (js/offheap_budget.js then throws a
+/// RangeError). Called only from there, whose ops bundle code cannot reach.
 #[op2(fast)]
 pub fn op_ssrd_offheap_charge(state: &mut OpState, bytes: f64) -> bool {
     match state.try_borrow::<Arc<BufferBudget>>() {
