@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{fixture, Load, Tier, Worker};
+use common::{fixture, Load, LogEvent, Tier, Worker};
 use serde_json::json;
 
 fn small_batch() -> Vec<u8> {
@@ -49,10 +49,7 @@ fn log_lines_have_a_size_cap_and_repeats_are_counted_not_written() {
     std::thread::sleep(Duration::from_millis(200));
     let lines = w.stderr_lines();
     let written: usize = lines.iter().map(|l| l.len() + 1).sum();
-    let failed: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("\"job failed\""))
-        .collect();
+    let failed = common::events_in(&lines, LogEvent::JobFailed);
     eprintln!(
         "57 failures of 30 MB / 1 MB messages: {} log lines, {written} bytes, {} 'job failed'",
         lines.len(),

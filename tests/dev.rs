@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{bench_fixture, bundle, LogEvent, Load, Tier};
+use common::{bench_fixture, bundle, Load, LogEvent, Tier};
 use sha2::{Digest, Sha256};
 
 /// The bundle's short id, as `X-Ssrd-Bundle` and `/health` name it.

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fixture, Worker};
+use common::{fixture, LogEvent, Worker};
 use serde_json::{json, Value};
 
 fn render(w: &Worker, name: &str, props: Value) -> Value {
@@ -68,11 +68,7 @@ fn console_output_cannot_forge_events_or_log_lines_and_is_capped() {
         "a forged heartbeat got through: {events:?}"
     );
     let stderr = w.stderr_lines();
-    let console: Vec<Value> = stderr
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["msg"] == "bundle console")
-        .collect();
+    let console = common::events_in(&stderr, LogEvent::BundleConsole);
     // The forged lines are there, as text inside the worker's own lines.
     assert!(console
         .iter()
@@ -119,10 +115,7 @@ fn timers_and_microtasks_never_run_during_another_request() {
     // A rejection nobody handled is logged, and fails no later request.
     assert_eq!(html(&w, "Unhandled", json!({})), "rejected");
     assert_eq!(html(&w, "Async", json!({})), "<p>async</p>");
-    assert!(w
-        .stderr_lines()
-        .iter()
-        .any(|l| l.contains("unhandled promise rejection in the bundle")));
+    assert!(!common::events_in(&w.stderr_lines(), LogEvent::BundleUnhandledRejection).is_empty());
 }
 
 #[test]
@@ -338,11 +331,8 @@ fn leftovers_that_v8_schedules_itself_never_run_during_another_job() {
     );
     async_jobs_are_unharmed(&w, 3, "WebAssembly.compile");
     assert_eq!(html(&w, "WasmCompiles", json!({})), "<p>42</p>");
-    let logged = w
-        .stderr_lines()
+    let logged = common::events_in(&w.stderr_lines(), LogEvent::BundleUnhandledRejection)
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["msg"] == "unhandled promise rejection in the bundle")
         .map(|v| v["text"].as_str().unwrap_or_default().to_string())
         .collect::<Vec<_>>();
     assert!(

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{bundle, fixture, Worker};
+use common::{bundle, fixture, LogEvent, Worker};
 use serde_json::{json, Value};
 
 #[test]
@@ -724,9 +724,9 @@ fn events_report_each_request_and_a_heartbeat() {
     assert_eq!(heartbeat["requests"], 1);
     assert!(heartbeat["rss"].as_u64().unwrap() > 1 << 20);
     assert!(
-        w.stderr_lines()
+        common::events_in(&w.stderr_lines(), LogEvent::JobFailed)
             .iter()
-            .any(|l| l.contains("job failed") && l.contains("req-42")),
+            .any(|v| v["request_id"] == "req-42"),
         "failed jobs are logged with the request id"
     );
 }

@@ -42,6 +42,17 @@ pub use tier::*;
 #[allow(unused_imports)]
 pub use worker::*;
 
+/// The JSON log lines among `lines` that report `event` (their `event`
+/// field; the words of `msg` are not what tests read).
+pub fn events_in(lines: &[String], event: LogEvent) -> Vec<serde_json::Value> {
+    let want = serde_json::to_value(event).expect("an event name");
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == want)
+        .collect()
+}
+
 /// Every wait in the tests is bounded by this.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -26,7 +26,7 @@ const {
 // getter, no toString, no proxy trap), only what the value holds as data.
 export function installRejectionLog() {
   core.setUnhandledPromiseRejectionHandler((_promise, reason) => {
-    logLine("error", "unhandled promise rejection in the bundle", inertDescription(reason));
+    logLine("error", "bundle_unhandled_rejection", "unhandled promise rejection in the bundle", inertDescription(reason));
     return true;
   });
 }
@@ -51,8 +51,9 @@ const CONSOLE_LINES = 200;
 const CONSOLE_BYTES = 64 * 1024;
 const consoleBudget = { lines: 0, bytes: 0, noted: false };
 
-function logLine(level, msg, text) {
-  core.print(JSONStringify({ ts: DateNow() / 1000, level, msg, text }) + "\n", true);
+// `event` is one of the worker's LogEvent names (workers/src/log.rs).
+function logLine(level, event, msg, text) {
+  core.print(JSONStringify({ ts: DateNow() / 1000, level, msg, event, text }) + "\n", true);
 }
 
 // deno_web's Console prints through this.
@@ -62,12 +63,12 @@ export function printConsole(text, level) {
   if (consoleBudget.lines > CONSOLE_LINES || consoleBudget.bytes > CONSOLE_BYTES) {
     if (!consoleBudget.noted) {
       consoleBudget.noted = true;
-      logLine("warn", "bundle console", "(this job's console output passed 200 lines / 64 KiB; the rest is dropped)");
+      logLine("warn", "bundle_console", "bundle console", "(this job's console output passed 200 lines / 64 KiB; the rest is dropped)");
     }
     return;
   }
   const line = StringPrototypeEndsWith(text, "\n") ? StringPrototypeSlice(text, 0, -1) : text;
-  logLine(level > 1 ? "warn" : "info", "bundle console", line);
+  logLine(level > 1 ? "warn" : "info", "bundle_console", "bundle console", line);
 }
 
 // The next job starts with its whole budget.

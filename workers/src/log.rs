@@ -158,6 +158,16 @@ pub enum LogEvent {
     ReloadComplete,
     /// Dev mode: the bundle file's content changed; a reload starts.
     BundleSaved,
+    // The workers': written by the bundle's host code (workers/js/bundle_log.js)
+    // or the worker itself.
+    /// A line the bundle wrote with `console.*` (`text`; 200 lines or
+    /// 64 KiB per job, then one note).
+    BundleConsole,
+    /// A promise the bundle rejected and nobody handled (`text`).
+    BundleUnhandledRejection,
+    /// A job failed (`request_id`, `component`, `error`, `message`;
+    /// `repeated` when lines of the same failure were held back).
+    JobFailed,
     /// A replacement was not ready in time; its slot leaves rotation until it is.
     WorkerSlowStart,
     /// A worker broke a promise (no heartbeat, slow stop, over a limit; `reason`) and was killed.
@@ -169,13 +179,27 @@ impl LogEvent {
     pub fn level(self) -> &'static str {
         use LogEvent::*;
         match self {
-            AuxRestartFailed | HaproxyResyncFailed | AuxExited | HaproxyStartFailed
-            | NginxStartFailed | RequestQuarantined | ReloadUncheckable | ReloadRejected
-            | WorkerDrainFailed | RunDirDeleted | RunDirLost | WorkerPipeFailed
-            | WorkerSpawnFailed | ReloadAborted | WorkerReadyFailed => "error",
+            AuxRestartFailed
+            | HaproxyResyncFailed
+            | AuxExited
+            | HaproxyStartFailed
+            | NginxStartFailed
+            | RequestQuarantined
+            | ReloadUncheckable
+            | ReloadRejected
+            | WorkerDrainFailed
+            | RunDirDeleted
+            | RunDirLost
+            | WorkerPipeFailed
+            | WorkerSpawnFailed
+            | ReloadAborted
+            | WorkerReadyFailed
+            | BundleUnhandledRejection => "error",
             LeftoverKilled | NginxLogDropped | CrashedInFlight | KillingAll | NginxKilled
             | WorkerHeapLimitExit | WorkerDiedReplaced | WorkerDiedRestartNow
-            | WorkerDiedBackoff | WorkerLineUnreadable | WorkerSlowStart | WorkerKilled => "warn",
+            | WorkerDiedBackoff | WorkerLineUnreadable | WorkerSlowStart | WorkerKilled
+            | JobFailed => "warn",
+            // BundleConsole's level is the console method's (bundle_log.js).
             _ => "info",
         }
     }

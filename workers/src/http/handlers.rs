@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, Event};
-use crate::log;
+use crate::log::{self, LogEvent};
 use crate::markup;
 use crate::protocol::{self, Job, JobResult, JobSpec};
 use crate::render::Origin;
@@ -200,7 +200,8 @@ pub(super) fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
                 let Some(repeated) = repeats.admit(&kind) else {
                     continue;
                 };
-                log::warn(
+                log::emit(
+                    LogEvent::JobFailed,
                     "job failed",
                     json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message, "repeated": repeated}),
                 );
