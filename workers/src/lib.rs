@@ -61,6 +61,7 @@ pub mod render;
 pub mod sandbox;
 pub mod slate;
 pub mod snapshot;
+pub mod trace;
 pub mod watchdog;
 pub mod web_apis;
 
