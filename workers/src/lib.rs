@@ -10,7 +10,8 @@
 //!
 //! The pieces, one file each:
 //!
-//! - [`config`]: what a worker runs with; [`defaults`]: the defaults;
+//! - [`options`]: the worker's flags, defaults and ranges, declared once;
+//!   [`config`]: what a worker runs with, made from them;
 //! - [`boot`]: bundle or snapshot → engine → warm-up (also `ssrd render`);
 //! - [`js_runtime`]: the isolate, the bundle, the render call;
 //!   [`memory`]: heap guard, off-heap budget, WebAssembly caps;
@@ -43,7 +44,6 @@ pub mod body;
 pub mod boot;
 pub mod config;
 pub mod control;
-pub mod defaults;
 pub mod error;
 pub mod events;
 pub mod hangups;
@@ -54,6 +54,7 @@ pub mod log;
 pub mod markup;
 pub mod memory;
 pub mod memory_guard;
+pub mod options;
 pub mod procfs;
 pub mod protocol;
 pub mod quarantine;
@@ -74,6 +75,7 @@ pub use config::{Isolation, WorkerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use events::exit_code;
 pub use js_runtime::{Bundle, Engine, EngineOptions};
+pub use options::{RenderOptions, WorkerOptions};
 
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
 /// Prints one JSON line to stdout when ready. Returns the exit code.
