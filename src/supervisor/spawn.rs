@@ -160,6 +160,8 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
     engine.semi_space_mb = config.semi_space_mb;
     engine.max_html_mb = config.max_html_mb;
     engine.isolation = config.isolation;
+    engine.request_budget_ms = config.request_budget_ms;
+    engine.rss_limit_mb = config.recycle_rss_mb;
     if !config.v8_flags.trim().is_empty() {
         engine.v8_flags = config.v8_flags.clone();
     }
@@ -169,10 +171,8 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
     options.slate_fd = Some(AUX_FD);
     options.events_fd = Some(EVENTS_FD);
     options.control = true;
-    options.request_budget_ms = config.request_budget_ms;
     options.max_body_bytes = config.max_body_mb << 20;
     options.max_batch_jobs = config.max_batch_jobs;
-    options.rss_limit_mb = config.recycle_rss_mb;
     options.snapshot = config.snapshot.then(|| bundle.snapshot.clone());
     let mut args = vec![OsString::from("worker")];
     args.extend(options.to_args());
@@ -318,7 +318,7 @@ mod tests {
             let o = parse(&config);
             assert_eq!(o.engine.render_timeout_ms, config.render_timeout_ms);
             assert_eq!(o.max_body_bytes, config.max_body_mb << 20);
-            assert_eq!(o.rss_limit_mb, config.recycle_rss_mb);
+            assert_eq!(o.engine.rss_limit_mb, config.recycle_rss_mb);
             assert_eq!(o.engine.v8_flags, "--max-lazy");
             assert_eq!(o.snapshot.is_some(), config.snapshot);
         }

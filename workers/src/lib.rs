@@ -80,12 +80,7 @@ pub use options::{RenderOptions, WorkerOptions};
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
 /// Prints one JSON line to stdout when ready. Returns the exit code.
 pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
-    let flags = format!(
-        "{} {}",
-        memory::v8_flags(config.boot.heap_limit_bytes),
-        config.v8_flags
-    );
-    if let Err(e) = js_runtime::set_v8_flags(&flags) {
+    if let Err(e) = boot::set_v8_flags(&config.boot, &config.v8_flags) {
         log::error("bad --v8-flags", json!({"error": e.to_string()}));
         return exit_code::FAILURE;
     }

@@ -21,6 +21,7 @@ use clap::{Args, FromArgMatches};
 use crate::boot::BootConfig;
 use crate::config::{HttpConfig, Isolation, WorkerConfig};
 use crate::memory_guard;
+use crate::render::RequestLimits;
 
 /// One numeric option's default and the values it may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,17 @@ pub struct RenderOptions {
     /// --repeat`: each iteration) gets a fresh isolate from the snapshot.
     #[arg(long, default_value_t = Isolation::Shared)]
     pub isolation: Isolation,
+    /// The most one request (`ssrd render`: one iteration) may render for, all its jobs together, ms;
+    /// jobs past it are answered RenderTimeout without running.
+    #[arg(long, default_value_t = WorkerOptions::REQUEST_BUDGET_MS.default,
+          value_parser = clap::value_parser!(u64).range(WorkerOptions::REQUEST_BUDGET_MS.range))]
+    pub request_budget_ms: u64,
+    /// Retire (a worker exits 76; `ssrd render` stops) after a request that left the process's resident
+    /// memory above this many MiB; a render that takes it a quarter past
+    /// this is stopped at once (MemoryLimitExceeded). 0 = never.
+    #[arg(long, default_value_t = WorkerOptions::RSS_LIMIT_MB.default,
+          value_parser = clap::value_parser!(u64).range(WorkerOptions::RSS_LIMIT_MB.range))]
+    pub rss_limit_mb: u64,
 }
 
 /// Everything `ssrd worker` takes.
@@ -127,11 +139,6 @@ pub struct WorkerOptions {
     /// of stdout (the supervisor's pipe: bundle code cannot reach it).
     #[arg(long)]
     pub events_fd: Option<i32>,
-    /// The most one request may render for, all its jobs together, ms;
-    /// jobs past it are answered RenderTimeout without running.
-    #[arg(long, default_value_t = WorkerOptions::REQUEST_BUDGET_MS.default,
-          value_parser = clap::value_parser!(u64).range(WorkerOptions::REQUEST_BUDGET_MS.range))]
-    pub request_budget_ms: u64,
     /// Name the request in flight in this inherited file (the supervisor
     /// reads it if the process dies mid-render).
     #[arg(long)]
@@ -139,12 +146,6 @@ pub struct WorkerOptions {
     /// Read control lines (quarantined requests) from stdin.
     #[arg(long)]
     pub control: bool,
-    /// Retire (exit 76) after a request that left the process's resident
-    /// memory above this many MiB; a render that takes it a quarter past
-    /// this is stopped at once (MemoryLimitExceeded). 0 = never.
-    #[arg(long, default_value_t = WorkerOptions::RSS_LIMIT_MB.default,
-          value_parser = clap::value_parser!(u64).range(WorkerOptions::RSS_LIMIT_MB.range))]
-    pub rss_limit_mb: u64,
 }
 
 impl WorkerOptions {
@@ -245,6 +246,8 @@ impl WorkerOptions {
                     warmup_rounds,
                     max_html_mb,
                     isolation,
+                    request_budget_ms,
+                    rss_limit_mb,
                 },
             port,
             listen_fd,
@@ -257,10 +260,8 @@ impl WorkerOptions {
             bundle_id,
             events,
             events_fd,
-            request_budget_ms,
             slate_fd,
             control,
-            rss_limit_mb,
         } = self;
         let mut args = Argv::default();
         args.value("bundle", bundle.as_os_str());
@@ -271,6 +272,8 @@ impl WorkerOptions {
         args.shown("warmup-rounds", warmup_rounds);
         args.shown("max-html-mb", max_html_mb);
         args.shown("isolation", isolation);
+        args.shown("request-budget-ms", request_budget_ms);
+        args.shown("rss-limit-mb", rss_limit_mb);
         args.maybe("port", port);
         args.maybe("listen-fd", listen_fd);
         args.shown("host", host);
@@ -284,21 +287,18 @@ impl WorkerOptions {
         args.maybe("bundle-id", bundle_id);
         args.switch("events", *events);
         args.maybe("events-fd", events_fd);
-        args.shown("request-budget-ms", request_budget_ms);
         args.maybe("slate-fd", slate_fd);
         args.switch("control", *control);
-        args.shown("rss-limit-mb", rss_limit_mb);
         args.0
     }
 
     /// What a worker runs with. `bundle_id` empty when none was given (the
     /// binary computes it from the bundle file first).
     pub fn into_config(self) -> WorkerConfig {
-        let rss_limit_bytes = self.rss_limit_mb << 20;
-        let mut boot = self
+        let boot = self
             .engine
             .boot_config(self.snapshot, self.engine.warmup_rounds);
-        boot.memory_guard_bytes = memory_guard::limit_for(rss_limit_bytes);
+        let limits = self.engine.request_limits();
         WorkerConfig {
             host: self.host,
             port: self.port.unwrap_or(0),
@@ -318,19 +318,20 @@ impl WorkerOptions {
             v8_flags: self.engine.v8_flags,
             events: self.events,
             events_fd: self.events_fd,
-            request_budget: Duration::from_millis(self.request_budget_ms),
+            request_budget: limits.budget,
             slate_fd: self.slate_fd,
             control: self.control,
-            rss_limit_bytes,
-            isolation: self.engine.isolation,
+            rss_limit_bytes: limits.rss_limit,
+            isolation: limits.isolation,
             bundle_id: self.bundle_id.unwrap_or_default(),
         }
     }
 }
 
 impl RenderOptions {
-    /// How to boot an engine from these options (no resident-memory guard:
-    /// the caller adds one when it has a limit).
+    /// How to boot an engine from these options, from `snapshot` (if any),
+    /// warming up `warmup_rounds` times; renders are watched for resident
+    /// memory a quarter past the RSS limit (0: not watched).
     pub fn boot_config(&self, snapshot: Option<PathBuf>, warmup_rounds: u32) -> BootConfig {
         BootConfig {
             bundle: self.bundle.clone(),
@@ -340,7 +341,16 @@ impl RenderOptions {
             max_answer_bytes: (self.max_html_mb as usize) << 20,
             render_timeout: Duration::from_millis(self.render_timeout_ms),
             warmup_rounds,
-            memory_guard_bytes: 0,
+            memory_guard_bytes: memory_guard::limit_for(self.rss_limit_mb << 20),
+        }
+    }
+
+    /// What the render loop holds each request to.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            budget: Duration::from_millis(self.request_budget_ms),
+            rss_limit: self.rss_limit_mb << 20,
+            isolation: self.isolation,
         }
     }
 }
@@ -390,7 +400,7 @@ mod tests {
     fn defaults_round_trip() {
         let o = WorkerOptions::new(PathBuf::from("/srv/b.js"));
         assert_eq!(o.engine.render_timeout_ms, 1000);
-        assert_eq!(o.rss_limit_mb, 1024);
+        assert_eq!(o.engine.rss_limit_mb, 1024);
         assert_eq!(o.port, Some(0));
         assert_eq!(WorkerOptions::try_parse_from(o.to_args()).unwrap(), o);
     }
@@ -407,6 +417,8 @@ mod tests {
             warmup_rounds: 0,
             max_html_mb: 8,
             isolation: Isolation::Request,
+            request_budget_ms: 4000,
+            rss_limit_mb: 0,
         };
         o.port = None;
         o.listen_fd = Some(3);
@@ -419,10 +431,8 @@ mod tests {
         o.bundle_id = Some("ab".repeat(32));
         o.events = true;
         o.events_fd = Some(5);
-        o.request_budget_ms = 4000;
         o.slate_fd = Some(4);
         o.control = true;
-        o.rss_limit_mb = 0;
         let back = WorkerOptions::try_parse_from(o.to_args()).unwrap();
         assert_eq!(back, o);
         assert_ne!(back, WorkerOptions::new(o.engine.bundle.clone()));
@@ -448,7 +458,7 @@ mod tests {
     #[test]
     fn the_config_takes_every_value() {
         let mut o = WorkerOptions::new(PathBuf::from("b.js"));
-        o.rss_limit_mb = 100;
+        o.engine.rss_limit_mb = 100;
         o.max_body_bytes = 7;
         o.engine.heap_limit_mb = 64;
         let c = o.into_config();
