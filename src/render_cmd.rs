@@ -20,8 +20,8 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 use ssrd_worker::events::EventSink;
 use ssrd_worker::job::JobError;
-use ssrd_worker::protocol::{self, Job, JobSpec};
-use ssrd_worker::render::{self, Origin, RenderQueue};
+use ssrd_worker::protocol::{self, ErrorWire, JobResult};
+use ssrd_worker::render::{self, JobRequest, Origin, RenderQueue, RenderRequest};
 use ssrd_worker::slate::Slate;
 use ssrd_worker::{boot, Isolation};
 
@@ -74,7 +74,8 @@ impl fmt::Display for Failed {
         match self {
             Failed::Worker(e) => f.write_str(&e.to_json()),
             Failed::Job(e) => {
-                let json = serde_json::json!({"statusCode": e.status, "error": e});
+                let status = protocol::status_code(e);
+                let json = serde_json::json!({"statusCode": status, "error": ErrorWire::from(e)});
                 write!(f, "{json}")
             }
             Failed::ReadBatch { path, source } => write!(f, "reading {}: {source}", path.display()),
@@ -134,36 +135,37 @@ impl Work {
         }
     }
 
-    /// The jobs of one request.
-    fn jobs(&self) -> Result<Vec<Job>, Failed> {
-        Ok(match self {
-            Work::One { name, props } => vec![Job {
-                token: "0".into(),
-                spec: Ok(JobSpec {
+    /// Renders one request on the render thread and returns what is printed.
+    async fn once(&self, queue: &RenderQueue) -> Result<String, Failed> {
+        let (tokens, jobs): (Vec<String>, Vec<JobRequest>) = match self {
+            Work::One { name, props } => {
+                let job = RenderRequest {
                     name: name.clone(),
                     props: props.clone(),
                     metadata: None,
-                }),
-            }],
-            Work::Batch(body) => protocol::parse_batch(body)?,
-        })
-    }
-
-    /// Renders one request on the render thread and returns what is printed.
-    async fn once(&self, queue: &RenderQueue) -> Result<String, Failed> {
-        let reply = queue
-            .render(self.jobs()?, Origin::default(), String::new())
-            .await?;
+                };
+                (Vec::new(), vec![Ok(job)])
+            }
+            Work::Batch(body) => protocol::split_tokens(protocol::parse_batch(body)?),
+        };
+        let reply = queue.render(jobs, Origin::default(), String::new()).await?;
         match self {
-            Work::Batch(_) => Ok(protocol::batch_response(&reply.results)),
+            Work::Batch(_) => {
+                let results: Vec<JobResult> = tokens
+                    .into_iter()
+                    .zip(reply.results)
+                    .map(|(token, done)| JobResult::new(token, done, None))
+                    .collect();
+                Ok(protocol::batch_response(&results))
+            }
             Work::One { .. } => {
-                let result = reply.results.into_iter().next().ok_or_else(|| {
+                let done = reply.results.into_iter().next().ok_or_else(|| {
                     ssrd_worker::Error::new(
                         ssrd_worker::ErrorKind::Internal,
                         "the render thread returned no result",
                     )
                 })?;
-                result.outcome.map(|r| r.html).map_err(Failed::Job)
+                done.outcome.map(|r| r.html).map_err(Failed::Job)
             }
         }
     }

@@ -131,7 +131,7 @@ pub fn warm_up(engine: &mut Engine, rounds: u32, timeout: Duration) -> Result<()
             match engine.render(name, props, None, timeout) {
                 // Rendering nothing on the server is a choice (a
                 // client-only component), not a broken bundle.
-                Err(e) if e.failure == Some(crate::job::Failure::EmptyRender) => {}
+                Err(e) if e.failure() == Some(crate::job::Failure::EmptyRender) => {}
                 Ok(_) => {}
                 Err(e) => {
                     return Err(Error::bundle(format!(

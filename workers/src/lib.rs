@@ -4,9 +4,11 @@
 //! at a time. A request's path through the crate:
 //!
 //! [`http`] reads it (limits, timeouts) → [`protocol`] parses Hypernova's
-//! `/batch` wire format into [`job`]s → [`render`] hands them to the one
-//! render thread → [`js_runtime`] calls the bundle in V8, bounded by the
-//! [`watchdog`] → back the same way, with [`events`] for the supervisor.
+//! `/batch` wire format into render requests (tokens kept aside) →
+//! [`render`] hands them to the one render thread → [`js_runtime`] calls
+//! the bundle in V8, bounded by the [`watchdog`] → render outcomes back to
+//! [`http`], which [`protocol`] writes as the wire answer under the tokens;
+//! [`events`] for the supervisor.
 //!
 //! The pieces, one file each:
 //!
@@ -16,7 +18,8 @@
 //! - [`js_runtime`]: the isolate, the bundle, the render call;
 //!   [`memory`]: heap guard, off-heap budget, WebAssembly caps;
 //!   [`memory_guard`]: resident memory watched while a render runs;
-//! - [`job`]: a job's result or failure, as the engine produces them;
+//! - [`job`]: a job's result or failure, as the engine produces them (no
+//!   wire: [`protocol`] writes them in Hypernova's shapes);
 //! - [`web_apis`]: the web APIs bundles get (from deno_web) and nothing more;
 //!   [`sandbox`]: the host's internals kept out of the bundle's reach;
 //! - [`watchdog`]: ends renders that run past their deadline;
