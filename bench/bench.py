@@ -970,7 +970,8 @@ def write_report(name, args, data):
     out.append("")
     out.append("## Ceiling (renders inside one isolate, no HTTP)")
     out.append("")
-    out.append("`ssrd render --batch FILE --repeat N`: the worker's own render loop on one core, times the "
+    out.append("`ssrd render --batch FILE --repeat N`: the worker's own render thread and job loop (body "
+               "parsed and answer written per request, no HTTP) on one core, times the "
                "worker count: what the box could do if rendering were the only work. Efficiency = "
                "end-to-end throughput / this ceiling.")
     out.append("")

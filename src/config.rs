@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use ssrd_worker::defaults;
+use ssrd_worker::WorkerOptions as W;
 
 use crate::error::{Result, UpError};
 use crate::options::{options, ShowValue};
@@ -129,26 +129,26 @@ options! {
     /// else /tmp/ssrd-UID).
     run_dir: PathBuf = crate::rundir::default_path();
     /// Per-job render deadline, ms.
-    render_timeout_ms: u64 = defaults::RENDER_TIMEOUT_MS, in defaults::RENDER_TIMEOUT_MS_RANGE;
+    render_timeout_ms: u64 = W::RENDER_TIMEOUT_MS.default, in W::RENDER_TIMEOUT_MS.range;
     /// The most one request may render for, all its jobs together, ms; jobs
     /// past it are answered RenderTimeout without running.
-    request_budget_ms: u64 = defaults::REQUEST_BUDGET_MS, in defaults::REQUEST_BUDGET_MS_RANGE;
+    request_budget_ms: u64 = W::REQUEST_BUDGET_MS.default, in W::REQUEST_BUDGET_MS.range;
     /// Each worker's JS heap limit, MiB.
-    heap_limit_mb: u64 = defaults::HEAP_LIMIT_MB, in defaults::HEAP_LIMIT_MB_RANGE;
+    heap_limit_mb: u64 = W::HEAP_LIMIT_MB.default, in W::HEAP_LIMIT_MB.range;
     /// Each worker's V8 young-generation semi-space, MiB.
-    semi_space_mb: u64 = defaults::SEMI_SPACE_MB, in defaults::SEMI_SPACE_MB_RANGE;
+    semi_space_mb: u64 = W::SEMI_SPACE_MB.default, in W::SEMI_SPACE_MB.range;
     /// The largest answer (HTML plus meta) one job may return, MiB.
-    max_html_mb: u64 = defaults::MAX_HTML_MB, in defaults::MAX_HTML_MB_RANGE;
+    max_html_mb: u64 = W::MAX_HTML_MB.default, in W::MAX_HTML_MB.range;
     /// shared: one isolate per worker serves every request; request: each
     /// request gets a fresh isolate (docs/worker.md, Isolation).
     isolation: ssrd_worker::Isolation = ssrd_worker::Isolation::Shared;
     /// Largest request body, MiB. nginx reads it whole before anything is
     /// rendered: up to 512 KiB of it in memory, the rest in a file under
     /// body_temp_dir (so slow senders cost memory only that much each).
-    max_body_mb: u64 = (defaults::MAX_BODY_BYTES >> 20) as u64, in 1..=1024;
+    max_body_mb: u64 = W::MAX_BODY_BYTES.default >> 20, in 1..=1024;
     /// The most jobs one /batch request may hold; a larger batch is refused
     /// (400 BadRequest) before anything renders.
-    max_batch_jobs: u64 = defaults::MAX_BATCH_JOBS, in defaults::MAX_BATCH_JOBS_RANGE;
+    max_batch_jobs: u64 = W::MAX_BATCH_JOBS.default, in W::MAX_BATCH_JOBS.range;
     /// Where nginx keeps the part of a request body past 512 KiB while it
     /// arrives (empty: run_dir/nginx/body). Put it on a disk, not a RAM
     /// file system, when run_dir is one (/run under systemd).
@@ -156,7 +156,7 @@ options! {
     /// Longest wait in haproxy's queue for a free worker, ms.
     queue_timeout_ms: u64 = 10_000, in 1..=3_600_000;
     /// Time a caller has to send its request, ms (nginx client timeouts).
-    client_timeout_ms: u64 = 10_000, in defaults::CLIENT_TIMEOUT_MS_RANGE;
+    client_timeout_ms: u64 = 10_000, in W::HEADER_TIMEOUT_MS.range;
     /// Longest a request may take through the tier, ms.
     upstream_timeout_ms: u64 = 60_000, in 1_000..=86_400_000;
     /// Recycle a worker after about this many requests (±20 %); 0 = never.
@@ -165,7 +165,7 @@ options! {
     recycle_heap_percent: u64 = 80, in 10..=100;
     /// A worker whose RSS passes this many MiB is replaced: recycled when
     /// idle, retired at once after the request that crossed it; 0 = never.
-    recycle_rss_mb: u64 = defaults::RSS_LIMIT_MB, in defaults::RSS_LIMIT_MB_RANGE;
+    recycle_rss_mb: u64 = W::RSS_LIMIT_MB.default, in W::RSS_LIMIT_MB.range;
     /// Kill a worker whose render thread is silent this long, ms (at least
     /// 2 × render timeout + 1 s).
     heartbeat_timeout_ms: u64 = 10_000, in 1..=86_400_000;
@@ -506,13 +506,13 @@ mod tests {
     #[test]
     fn the_worker_options_of_up_have_the_workers_ranges() {
         for (name, range) in [
-            ("render_timeout_ms", defaults::RENDER_TIMEOUT_MS_RANGE),
-            ("request_budget_ms", defaults::REQUEST_BUDGET_MS_RANGE),
-            ("heap_limit_mb", defaults::HEAP_LIMIT_MB_RANGE),
-            ("semi_space_mb", defaults::SEMI_SPACE_MB_RANGE),
-            ("max_html_mb", defaults::MAX_HTML_MB_RANGE),
-            ("recycle_rss_mb", defaults::RSS_LIMIT_MB_RANGE),
-            ("client_timeout_ms", defaults::CLIENT_TIMEOUT_MS_RANGE),
+            ("render_timeout_ms", W::RENDER_TIMEOUT_MS.range),
+            ("request_budget_ms", W::REQUEST_BUDGET_MS.range),
+            ("heap_limit_mb", W::HEAP_LIMIT_MB.range),
+            ("semi_space_mb", W::SEMI_SPACE_MB.range),
+            ("max_html_mb", W::MAX_HTML_MB.range),
+            ("recycle_rss_mb", W::RSS_LIMIT_MB.range),
+            ("client_timeout_ms", W::HEADER_TIMEOUT_MS.range),
         ] {
             let up = Config::RANGES.iter().find(|r| r.0 == name).unwrap();
             assert_eq!((up.1, up.2), (*range.start(), *range.end()), "{name}");
@@ -522,6 +522,6 @@ mod tests {
             .iter()
             .find(|r| r.0 == "max_body_mb")
             .unwrap();
-        assert!(defaults::MAX_BODY_BYTES_RANGE.contains(&(body.2 << 20)));
+        assert!(W::MAX_BODY_BYTES.range.contains(&(body.2 << 20)));
     }
 }

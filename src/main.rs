@@ -58,7 +58,13 @@ fn main() {
             .resolve()
             .map(|c| health_cmd::run(&c, std::time::Duration::from_secs(args.wait))),
         Command::ReopenLogs(args) => args.resolve().and_then(|c| up::reopen_logs(&c)).map(|()| 0),
-        Command::Worker(args) => Ok(ssrd_worker::run(args.into_config(), shutdown_signal())),
+        Command::Worker(mut args) => {
+            // The bundle's id, when the supervisor did not pass it.
+            if args.bundle_id.is_none() {
+                args.bundle_id = Some(bundle_store::sha256_of_file(&args.engine.bundle));
+            }
+            Ok(ssrd_worker::run(args.into_config(), shutdown_signal()))
+        }
         Command::Render(args) => Ok(render_cmd::run(args)),
         Command::Snapshot(args) => Ok(snapshot(args)),
         Command::Tether(args) => Ok(tether::run(
@@ -93,7 +99,9 @@ fn snapshot(args: cli::SnapshotArgs) -> i32 {
     let result = ssrd_worker::Bundle::load(&args.bundle).and_then(|bundle| {
         let blob = ssrd_worker::snapshot::create(&bundle)?;
         ssrd_worker::snapshot::write(&args.out, &bundle, &blob)?;
-        let mut check = ssrd_worker::WorkerConfig::new(args.bundle.clone(), 0).boot;
+        let mut check = ssrd_worker::WorkerOptions::new(args.bundle.clone())
+            .into_config()
+            .boot;
         check.snapshot = Some(args.out.clone());
         check.warmup_rounds = 1;
         ssrd_worker::boot::boot(&check)?;

@@ -1,17 +1,29 @@
 //! `ssrd render NAME [PROPS]`: one render, no HTTP, HTML to stdout.
 //!
+//! It renders the way a worker does: the worker's V8 flags, its boot and
+//! warm-up, and each render handed to the worker's own render thread
+//! (`ssrd_worker::render`: the request budget, the skip after an exhausted
+//! heap, the fresh isolate per request under `request` isolation, the
+//! retire checks). Only HTTP is left out.
+//!
 //! Failures print the job's error as JSON to stderr and exit 1. With
-//! `--repeat N` it is also the in-isolate throughput benchmark: N renders in
-//! a loop, no HTTP, figures as one JSON line on stderr — the ceiling a whole
-//! tier on the machine is measured against. `--batch FILE` does the same
-//! for every job of a Hypernova batch body (printing the batch response).
+//! `--repeat N` it is also the in-isolate throughput benchmark: N requests
+//! in a loop, figures as one JSON line on stderr — the ceiling a whole tier
+//! on the machine is measured against. `--batch FILE` does the same for
+//! every job of a Hypernova batch body (printing the batch response).
 
+use std::fmt;
 use std::io::{Read, Write};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use ssrd_worker::protocol::{self, JobResult};
-use ssrd_worker::{boot, Engine, Isolation};
+use serde_json::value::RawValue;
+use ssrd_worker::events::EventSink;
+use ssrd_worker::job::JobError;
+use ssrd_worker::protocol::{self, ErrorWire, JobResult};
+use ssrd_worker::render::{self, JobRequest, Origin, RenderQueue, RenderRequest};
+use ssrd_worker::slate::Slate;
+use ssrd_worker::{boot, Isolation};
 
 use crate::cli::RenderArgs;
 
@@ -23,50 +35,144 @@ pub fn run(args: RenderArgs) -> i32 {
             let _ = writeln!(stdout, "{out}");
             0
         }
-        Err(json) => {
-            eprintln!("{json}");
+        Err(failed) => {
+            eprintln!("{failed}");
             1
         }
     }
 }
 
-/// What one iteration renders: a component with props, or a whole batch.
-enum Work {
-    One { name: String, props: String },
-    Batch(Vec<(String, Option<String>, String)>),
+/// Why `ssrd render` has nothing to print on stdout.
+enum Failed {
+    /// The worker crate refused: unreadable props, a bundle that cannot
+    /// boot, unknown V8 flags, a render thread that stopped (printed as
+    /// the worker's error JSON).
+    Worker(ssrd_worker::Error),
+    /// The one component's render failed (printed as its status and
+    /// error, as /batch would show them).
+    Job(JobError),
+    /// The `--batch` file could not be read.
+    ReadBatch {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A job of the `--batch` file is malformed: nothing is rendered.
+    BadJob {
+        /// The job's token.
+        token: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Neither a component name nor `--batch` was given.
+    NothingToRender,
 }
 
-fn render(args: &RenderArgs) -> Result<String, String> {
-    let work = match (&args.batch, &args.name) {
-        (Some(path), _) => {
-            let body =
-                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let jobs = protocol::parse_batch(&body).map_err(|e| e.to_json())?;
-            Work::Batch(
-                jobs.into_iter()
-                    .map(|j| match j.spec {
-                        Ok(s) => Ok((j.token, Some(s.name), s.props.get().to_string())),
-                        Err(e) => Err(format!("job {:?}: {}", j.token, e.message_text())),
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failed::Worker(e) => f.write_str(&e.to_json()),
+            Failed::Job(e) => {
+                let status = protocol::status_code(e);
+                let json = serde_json::json!({"statusCode": status, "error": ErrorWire::from(e)});
+                write!(f, "{json}")
+            }
+            Failed::ReadBatch { path, source } => write!(f, "reading {}: {source}", path.display()),
+            Failed::BadJob { token, message } => write!(f, "job {token:?}: {message}"),
+            Failed::NothingToRender => f.write_str("give a component NAME or --batch FILE"),
         }
-        (None, Some(name)) => {
-            let props = read_props(args.props.as_deref()).map_err(|e| e.to_json())?;
-            let props = protocol::parse_props(&props).map_err(|e| e.to_json())?;
-            Work::One {
-                name: name.clone(),
-                props: props.get().to_string(),
+    }
+}
+
+impl From<ssrd_worker::Error> for Failed {
+    fn from(e: ssrd_worker::Error) -> Failed {
+        Failed::Worker(e)
+    }
+}
+
+/// What each request renders: a component with props, or a whole batch
+/// body (parsed again for each request, as a worker parses each one).
+enum Work {
+    /// `ssrd render NAME [PROPS]`.
+    One {
+        /// The component.
+        name: String,
+        /// Its props, checked once.
+        props: Box<RawValue>,
+    },
+    /// `ssrd render --batch FILE`: the body as read.
+    Batch(Vec<u8>),
+}
+
+impl Work {
+    fn from_args(args: &RenderArgs) -> Result<Work, Failed> {
+        match (&args.batch, &args.name) {
+            (Some(path), _) => {
+                let body = std::fs::read(path).map_err(|source| Failed::ReadBatch {
+                    path: path.clone(),
+                    source,
+                })?;
+                // A malformed job stops the command before anything renders.
+                for job in protocol::parse_batch(&body)? {
+                    if let Err(e) = job.spec {
+                        return Err(Failed::BadJob {
+                            token: job.token,
+                            message: e.message_text(),
+                        });
+                    }
+                }
+                Ok(Work::Batch(body))
+            }
+            (None, Some(name)) => {
+                let props = read_props(args.props.as_deref())?;
+                Ok(Work::One {
+                    name: name.clone(),
+                    props: protocol::parse_props(&props)?,
+                })
+            }
+            (None, None) => Err(Failed::NothingToRender),
+        }
+    }
+
+    /// Renders one request on the render thread and returns what is printed.
+    async fn once(&self, queue: &RenderQueue) -> Result<String, Failed> {
+        let (tokens, jobs): (Vec<String>, Vec<JobRequest>) = match self {
+            Work::One { name, props } => {
+                let job = RenderRequest {
+                    name: name.clone(),
+                    props: props.clone(),
+                    metadata: None,
+                };
+                (Vec::new(), vec![Ok(job)])
+            }
+            Work::Batch(body) => protocol::split_tokens(protocol::parse_batch(body)?),
+        };
+        let reply = queue.render(jobs, Origin::default(), String::new()).await?;
+        match self {
+            Work::Batch(_) => {
+                let results: Vec<JobResult> = tokens
+                    .into_iter()
+                    .zip(reply.results)
+                    .map(|(token, done)| JobResult::new(token, done, None))
+                    .collect();
+                Ok(protocol::batch_response(&results))
+            }
+            Work::One { .. } => {
+                let done = reply.results.into_iter().next().ok_or_else(|| {
+                    ssrd_worker::Error::new(
+                        ssrd_worker::ErrorKind::Internal,
+                        "the render thread returned no result",
+                    )
+                })?;
+                done.outcome.map(|r| r.html).map_err(Failed::Job)
             }
         }
-        (None, None) => return Err("give a component NAME or --batch FILE".into()),
-    };
-    let flags = format!(
-        "{} {}",
-        ssrd_worker::memory::v8_flags((args.engine.heap_limit_mb as usize) << 20),
-        args.engine.v8_flags
-    );
-    ssrd_worker::js_runtime::set_v8_flags(&flags).map_err(|e| e.to_json())?;
+    }
+}
+
+fn render(args: &RenderArgs) -> Result<String, Failed> {
+    let work = Work::from_args(args)?;
     // The worker's boot: bundle, contract check and, when measuring, the
     // same warm-up a worker does before it reports ready.
     let rounds = if args.repeat > 1 {
@@ -74,56 +180,39 @@ fn render(args: &RenderArgs) -> Result<String, String> {
     } else {
         0
     };
-    let fresh = args.engine.isolation == Isolation::Request;
     // Fresh isolates start from a snapshot, as a worker's do.
-    let snapshot = fresh
+    let snapshot = (args.engine.isolation == Isolation::Request)
         .then(|| std::env::temp_dir().join(format!("ssrd-render-{}.snap", std::process::id())));
-    let booted = boot::boot_with_recipe(&args.engine.boot_config(snapshot.clone(), rounds));
+    let config = args.engine.boot_config(snapshot.clone(), rounds);
+    boot::set_v8_flags(&config, &args.engine.v8_flags)?;
+    let started = render::start(
+        config,
+        args.engine.request_limits(),
+        Slate::default(),
+        EventSink::disabled(),
+    );
     if let Some(path) = &snapshot {
         let _ = std::fs::remove_file(path);
     }
-    let (mut engine, _, recipe) = booted.map_err(|e| e.to_json())?;
-    let timeout = Duration::from_millis(args.engine.render_timeout_ms);
-    let once = |engine: &mut Engine| -> Result<String, String> {
-        match &work {
-            Work::One { name, props } => engine
-                .render(name, props, None, timeout)
-                .map(|r| r.html)
-                .map_err(|e| serde_json::json!({"statusCode": e.status, "error": e}).to_string()),
-            Work::Batch(jobs) => {
-                let results: Vec<JobResult> = jobs
-                    .iter()
-                    .map(|(token, name, props)| {
-                        let started = Instant::now();
-                        let outcome =
-                            engine.render(name.as_deref().unwrap_or(""), props, None, timeout);
-                        JobResult {
-                            token: token.clone(),
-                            name: name.clone(),
-                            outcome,
-                            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-                            markup: None,
-                        }
-                    })
-                    .collect();
-                Ok(protocol::batch_response(&results))
-            }
-        }
-    };
+    let (queue, _boot, _retire) = started?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ssrd_worker::Error::io("starting a runtime", e))?;
+    runtime.block_on(repeat(&work, &queue, args))
+}
+
+/// Renders `args.repeat` requests; with more than one, prints the figures.
+async fn repeat(work: &Work, queue: &RenderQueue, args: &RenderArgs) -> Result<String, Failed> {
     if args.repeat == 1 {
-        return once(&mut engine);
+        return work.once(queue).await;
     }
     let mut out = String::new();
     let mut samples = Vec::with_capacity(args.repeat as usize);
     let started = Instant::now();
     for _ in 0..args.repeat {
         let t = Instant::now();
-        if fresh {
-            // What a worker does after each request in request isolation.
-            drop(engine);
-            engine = recipe.start().map_err(|e| e.to_json())?;
-        }
-        out = once(&mut engine)?;
+        out = work.once(queue).await?;
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let total = started.elapsed().as_secs_f64();

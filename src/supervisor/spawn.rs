@@ -30,6 +30,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::event::Event;
 use crate::bundle_store::Stored;
 use crate::config::Config;
+use ssrd_worker::WorkerOptions;
 
 /// The fd number a child finds its inherited listening socket at (workers:
 /// `--listen-fd 3`; haproxy: `bind fd@3`; nginx: `NGINX=3;`).
@@ -148,48 +149,33 @@ pub fn haproxy_args(config: &Config) -> Vec<OsString> {
     ]
 }
 
-/// A worker's arguments, starting from `bundle` (the store's current entry).
+/// A worker's arguments, starting from `bundle` (the store's current entry):
+/// the worker's own options type, filled in from the tier's options, then
+/// written out as the arguments it parses back from.
 pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec![
-        "worker".into(),
-        "--bundle".into(),
-        bundle.js.clone().into(),
-        "--bundle-id".into(),
-        bundle.sha256.clone().into(),
-        "--listen-fd".into(),
-        LISTEN_FD.to_string().into(),
-        "--slate-fd".into(),
-        AUX_FD.to_string().into(),
-        "--events-fd".into(),
-        EVENTS_FD.to_string().into(),
-        "--control".into(),
-        "--render-timeout-ms".into(),
-        config.render_timeout_ms.to_string().into(),
-        "--request-budget-ms".into(),
-        config.request_budget_ms.to_string().into(),
-        "--heap-limit-mb".into(),
-        config.heap_limit_mb.to_string().into(),
-        "--semi-space-mb".into(),
-        config.semi_space_mb.to_string().into(),
-        "--max-body-bytes".into(),
-        (config.max_body_mb << 20).to_string().into(),
-        "--max-batch-jobs".into(),
-        config.max_batch_jobs.to_string().into(),
-        "--max-html-mb".into(),
-        config.max_html_mb.to_string().into(),
-        "--isolation".into(),
-        config.isolation.to_string().into(),
-        "--rss-limit-mb".into(),
-        config.recycle_rss_mb.to_string().into(),
-    ];
-    if config.snapshot {
-        args.push("--snapshot".into());
-        args.push(bundle.snapshot.clone().into());
-    }
+    let mut options = WorkerOptions::new(bundle.js.clone());
+    let engine = &mut options.engine;
+    engine.render_timeout_ms = config.render_timeout_ms;
+    engine.heap_limit_mb = config.heap_limit_mb;
+    engine.semi_space_mb = config.semi_space_mb;
+    engine.max_html_mb = config.max_html_mb;
+    engine.isolation = config.isolation;
+    engine.request_budget_ms = config.request_budget_ms;
+    engine.rss_limit_mb = config.recycle_rss_mb;
     if !config.v8_flags.trim().is_empty() {
-        args.push("--v8-flags".into());
-        args.push(config.v8_flags.clone().into());
+        engine.v8_flags = config.v8_flags.clone();
     }
+    options.bundle_id = Some(bundle.sha256.clone());
+    options.port = None;
+    options.listen_fd = Some(LISTEN_FD);
+    options.slate_fd = Some(AUX_FD);
+    options.events_fd = Some(EVENTS_FD);
+    options.control = true;
+    options.max_body_bytes = config.max_body_mb << 20;
+    options.max_batch_jobs = config.max_batch_jobs;
+    options.snapshot = config.snapshot.then(|| bundle.snapshot.clone());
+    let mut args = vec![OsString::from("worker")];
+    args.extend(options.to_args());
     args
 }
 
@@ -283,5 +269,58 @@ pub fn try_reap(pid: Pid) -> Option<Exit> {
         Ok(_) => None,
         Err(nix::errno::Errno::ECHILD) => Some(Exit::Unknown),
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> Stored {
+        Stored {
+            sha256: "ab".repeat(32),
+            js: "/run/ssrd/bundles/ab.js".into(),
+            snapshot: "/run/ssrd/bundles/ab.snap".into(),
+            source: Default::default(),
+        }
+    }
+
+    /// The arguments a tier gives its workers are the worker's own parser's:
+    /// they parse back to the options they were made from, at the defaults
+    /// and at every edge of the worker options `ssrd up` accepts.
+    #[test]
+    fn worker_arguments_parse_back_for_every_accepted_value() {
+        let parse = |config: &Config| {
+            let args = worker_args(config, &stored());
+            assert_eq!(args[0], "worker");
+            WorkerOptions::try_parse_from(&args[1..]).expect("the worker takes its arguments")
+        };
+        let o = parse(&Config::default());
+        assert_eq!(o.listen_fd, Some(LISTEN_FD));
+        assert_eq!(o.snapshot, Some(stored().snapshot));
+        assert_eq!(o.bundle_id, Some(stored().sha256));
+        assert!(o.control);
+        for edge in [0, 1] {
+            let pick = |r: std::ops::RangeInclusive<u64>| [*r.start(), *r.end()][edge];
+            let config = Config {
+                render_timeout_ms: pick(WorkerOptions::RENDER_TIMEOUT_MS.range),
+                request_budget_ms: pick(WorkerOptions::REQUEST_BUDGET_MS.range),
+                heap_limit_mb: pick(WorkerOptions::HEAP_LIMIT_MB.range),
+                semi_space_mb: pick(WorkerOptions::SEMI_SPACE_MB.range),
+                max_html_mb: pick(WorkerOptions::MAX_HTML_MB.range),
+                max_body_mb: pick(1..=1024),
+                max_batch_jobs: pick(WorkerOptions::MAX_BATCH_JOBS.range),
+                recycle_rss_mb: pick(WorkerOptions::RSS_LIMIT_MB.range),
+                v8_flags: "--max-lazy".into(),
+                snapshot: edge == 0,
+                ..Config::default()
+            };
+            let o = parse(&config);
+            assert_eq!(o.engine.render_timeout_ms, config.render_timeout_ms);
+            assert_eq!(o.max_body_bytes, config.max_body_mb << 20);
+            assert_eq!(o.engine.rss_limit_mb, config.recycle_rss_mb);
+            assert_eq!(o.engine.v8_flags, "--max-lazy");
+            assert_eq!(o.snapshot.is_some(), config.snapshot);
+        }
     }
 }

@@ -13,7 +13,7 @@
 use deno_core::v8;
 use serde_json::value::RawValue;
 
-use crate::job::{Failure, JobError, Rendered};
+use crate::job::{Cause, Failure, JobError, Rendered};
 
 /// Reads the glue's answer: a string (HTML), `{html, meta}` or
 /// `{statusCode, error}` (see js/answers.js).
@@ -51,15 +51,38 @@ pub(crate) fn read<'s>(
     let error_json = field(scope, record, "error")
         .and_then(|v| capped_string(scope, v, max_bytes.min(MAX_ERROR_RECORD)).ok())
         .unwrap_or_default();
-    let mut error = serde_json::from_str::<JobError>(&error_json).unwrap_or_else(|_| {
-        JobError::new(
-            500,
+    let cause = Cause::Bundle { code: status };
+    let error = match serde_json::from_str::<GlueError>(&error_json) {
+        Ok(e) => JobError {
+            name: e.name,
+            kind: e.kind,
+            message: e.message,
+            stack: e.stack,
+            cause,
+        },
+        Err(_) => JobError::new(
+            cause,
             "Error",
             "the render failed with an error the worker could not read",
-        )
-    });
-    error.status = status;
+        ),
+    };
     Err(error.capped())
+}
+
+/// The error record the glue makes of what a render threw (js/host.js,
+/// `failure`): Hypernova's error fields, which the job's error takes.
+#[derive(serde::Deserialize)]
+struct GlueError {
+    /// The error's class name.
+    name: String,
+    /// For a thrown non-Error value: what kind of value.
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    /// The message, or the thrown value itself.
+    message: Box<serde_json::Value>,
+    /// The stack, one frame a line.
+    #[serde(default)]
+    stack: Vec<String>,
 }
 
 /// The most text the glue's error record may hold (its fields are clipped

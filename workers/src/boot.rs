@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::js_runtime::{Bundle, Engine, EngineOptions};
+use crate::js_runtime::{self, Bundle, Engine, EngineOptions};
+use crate::memory;
 use crate::snapshot;
 
 /// What an engine is started from.
@@ -62,6 +63,15 @@ impl Recipe {
     pub fn start(&self) -> Result<Engine> {
         Engine::new(&self.bundle, self.options)
     }
+}
+
+/// Sets this process's V8 flags for engines booted from `config`: the
+/// memory bounds its heap limit implies (memory.rs), then the operator's
+/// `extra` flags. Once, before the first isolate; the worker and `ssrd
+/// render` both start this way.
+pub fn set_v8_flags(config: &BootConfig, extra: &str) -> Result<()> {
+    let flags = format!("{} {extra}", memory::v8_flags(config.heap_limit_bytes));
+    js_runtime::set_v8_flags(&flags)
 }
 
 /// Starts an engine and warms it up. A bundle whose own warm-up jobs fail
@@ -121,7 +131,7 @@ pub fn warm_up(engine: &mut Engine, rounds: u32, timeout: Duration) -> Result<()
             match engine.render(name, props, None, timeout) {
                 // Rendering nothing on the server is a choice (a
                 // client-only component), not a broken bundle.
-                Err(e) if e.failure == Some(crate::job::Failure::EmptyRender) => {}
+                Err(e) if e.failure() == Some(crate::job::Failure::EmptyRender) => {}
                 Ok(_) => {}
                 Err(e) => {
                     return Err(Error::bundle(format!(

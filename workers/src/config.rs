@@ -1,11 +1,9 @@
-//! What `ssrd worker` runs with.
+//! What `ssrd worker` runs with (options.rs makes it from the flags).
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::boot::BootConfig;
-use crate::defaults;
 
 /// What one request can see of the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -81,35 +79,6 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// A worker for `bundle` on `port`, everything else at its default.
-    pub fn new(bundle: PathBuf, port: u16) -> Self {
-        WorkerConfig {
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port,
-            listen_fd: None,
-            boot: BootConfig {
-                bundle,
-                snapshot: None,
-                heap_limit_bytes: (defaults::HEAP_LIMIT_MB as usize) << 20,
-                semi_space_bytes: (defaults::SEMI_SPACE_MB as usize) << 20,
-                max_answer_bytes: (defaults::MAX_HTML_MB as usize) << 20,
-                render_timeout: Duration::from_millis(defaults::RENDER_TIMEOUT_MS),
-                warmup_rounds: defaults::WARMUP_ROUNDS,
-                memory_guard_bytes: defaults::memory_guard_bytes(defaults::RSS_LIMIT_MB << 20),
-            },
-            http: HttpConfig::default(),
-            v8_flags: String::new(),
-            events: false,
-            events_fd: None,
-            request_budget: Duration::from_millis(defaults::REQUEST_BUDGET_MS),
-            slate_fd: None,
-            control: false,
-            rss_limit_bytes: defaults::RSS_LIMIT_MB << 20,
-            isolation: Isolation::Shared,
-            bundle_id: String::new(),
-        }
-    }
-
     /// The first 12 hex digits of the bundle's hash, as headers show it.
     pub fn bundle_short(&self) -> &str {
         short_hash(&self.bundle_id)
@@ -170,17 +139,8 @@ pub struct HttpConfig {
     pub bundle_header: Option<hyper::header::HeaderValue>,
 }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            max_body_bytes: defaults::MAX_BODY_BYTES,
-            max_batch_jobs: defaults::MAX_BATCH_JOBS as usize,
-            wrap_placement: false,
-            header_timeout: Duration::from_millis(defaults::HEADER_TIMEOUT_MS),
-            body_timeout: Duration::from_millis(defaults::BODY_TIMEOUT_MS),
-            drain_timeout: Duration::from_millis(defaults::DRAIN_TIMEOUT_MS),
-            settings: serde_json::Value::Null,
-            bundle_header: None,
-        }
-    }
+impl HttpConfig {
+    /// On shutdown, how long a worker lets in-flight requests finish (not
+    /// an option: the supervisor's own shutdown timeout bounds it anyway).
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 }

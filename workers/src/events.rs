@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Failure, JobOutcome};
+use crate::job::{Cause, Failure, JobOutcome};
 
 /// Process exit codes of `ssrd worker`.
 pub mod exit_code {
@@ -188,10 +188,14 @@ impl Outcome {
     pub fn of(outcome: &JobOutcome) -> Outcome {
         match outcome {
             Ok(_) => Outcome::Ok,
-            Err(e) if e.failure == Some(Failure::RenderTimeout) => Outcome::Timeout,
-            Err(e) if e.status == 404 => Outcome::NotFound,
-            Err(e) if e.status == 400 => Outcome::BadRequest,
-            Err(_) => Outcome::Error,
+            Err(e) => match e.cause {
+                Cause::Host(Failure::RenderTimeout) => Outcome::Timeout,
+                Cause::Host(Failure::BadRequest) | Cause::Bundle { code: 400 } => {
+                    Outcome::BadRequest
+                }
+                Cause::Bundle { code: 404 } => Outcome::NotFound,
+                Cause::Host(_) | Cause::Bundle { .. } => Outcome::Error,
+            },
         }
     }
 
@@ -322,13 +326,25 @@ mod tests {
         assert_eq!(err(Failure::RenderTimeout.error("t")), Outcome::Timeout);
         assert_eq!(err(Failure::BadRequest.error("b")), Outcome::BadRequest);
         assert_eq!(
-            err(JobError::new(404, "ReferenceError", "x")),
+            err(JobError::new(
+                Cause::Bundle { code: 404 },
+                "ReferenceError",
+                "x"
+            )),
             Outcome::NotFound
         );
         assert_eq!(err(Failure::HeapLimitExceeded.error("h")), Outcome::Error);
+        assert_eq!(
+            err(JobError::new(Cause::Bundle { code: 400 }, "E", "x")),
+            Outcome::BadRequest
+        );
         // A bundle's own error named like a host failure is still an error.
         assert_eq!(
-            err(JobError::new(500, "RenderTimeout", "x")),
+            err(JobError::new(
+                Cause::Bundle { code: 500 },
+                "RenderTimeout",
+                "x"
+            )),
             Outcome::Error
         );
     }

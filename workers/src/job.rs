@@ -1,12 +1,11 @@
 //! One render job as the engine sees it: what comes back when it succeeds
-//! ([`Rendered`]) and when it fails ([`JobError`]).
+//! ([`Rendered`]) and when it fails ([`JobError`], with its [`Cause`]).
 //!
-//! These types know nothing about the wire: `protocol.rs` puts them into
-//! Hypernova's `/batch` shapes, `js_runtime.rs` produces them. Failures the
-//! host decides (rather than the bundle throwing) have one home here,
-//! [`Failure`], so their names and statuses are never spelled in two places.
-
-use serde::{Deserialize, Serialize};
+//! These types know nothing about the wire: `protocol.rs` writes them in
+//! Hypernova's `/batch` shapes (the error object, `statusCode`),
+//! `js_runtime.rs` and `answer.rs` produce them. Failures the host decides
+//! (rather than the bundle throwing) have one home here, [`Failure`], so
+//! their names are never spelled in two places.
 
 /// A successful render.
 #[derive(Debug)]
@@ -17,7 +16,7 @@ pub struct Rendered {
     pub meta: Option<String>,
 }
 
-/// A failure the host (not the bundle) decides, with its name and status.
+/// A failure the host (not the bundle) decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The job itself is malformed (not an object, no name, bad props).
@@ -40,7 +39,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The `error.name` callers see.
+    /// The error's name callers see.
     pub fn name(self) -> &'static str {
         match self {
             Failure::BadRequest => "BadRequest",
@@ -53,61 +52,62 @@ impl Failure {
         }
     }
 
-    /// The job's `statusCode`.
-    pub fn status(self) -> u16 {
-        match self {
-            Failure::BadRequest => 400,
-            Failure::RenderTimeout
-            | Failure::HeapLimitExceeded
-            | Failure::MemoryLimitExceeded
-            | Failure::AnswerTooLarge
-            | Failure::EmptyRender
-            | Failure::InternalError => 500,
-        }
-    }
-
     /// This failure, with a message saying what exactly happened.
     pub fn error(self, message: impl Into<String>) -> JobError {
-        let mut e = JobError::new(self.status(), self.name(), message);
-        e.failure = Some(self);
-        e
+        JobError::new(Cause::Host(self), self.name(), message)
     }
 }
 
-/// A job-level failure in Hypernova's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Who decided that a job failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The host: the job was malformed, or its render ran out of time,
+    /// heap or memory, answered too much or nothing.
+    Host(Failure),
+    /// The bundle's render threw or rejected. `code` is the status the
+    /// bundle gave its error (the bundle contract's `statusCode`, 400 to
+    /// 599: 404 for a component it does not know), 500 when none.
+    Bundle {
+        /// The bundle's status for the failure.
+        code: u16,
+    },
+}
+
+/// A job-level failure: what the bundle (or the host) said went wrong.
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobError {
     /// Error class name, e.g. "ReferenceError", "RenderTimeout".
     pub name: String,
-    /// Hypernova only sets `type` for thrown non-Error values.
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
+    /// Set only for a thrown non-Error value: what kind of value it was.
     pub kind: Option<String>,
     /// Usually a string; a thrown non-Error value is passed through as is
     /// (boxed: a `Value` is large and errors travel inside every `Result`).
     pub message: Box<serde_json::Value>,
     /// The JS stack split at each "\n    ".
-    #[serde(default)]
     pub stack: Vec<String>,
-    /// The job's HTTP-like status (not serialised inside `error`).
-    #[serde(skip)]
-    pub status: u16,
-    /// Set when the host decided the failure (not serialised): what the
-    /// outcome counters and the supervisor go by, instead of the name.
-    #[serde(skip)]
-    pub failure: Option<Failure>,
+    /// Who decided it: what the outcome counters, the supervisor and the
+    /// answer's status go by.
+    pub cause: Cause,
 }
 
 impl JobError {
-    /// An error with this status and name, its stack a single line.
-    pub fn new(status: u16, name: &str, message: impl Into<String>) -> Self {
+    /// An error with this cause and name, its stack a single line.
+    pub fn new(cause: Cause, name: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         JobError {
             name: name.to_string(),
             kind: None,
             stack: vec![format!("{name}: {message}")],
             message: Box::new(serde_json::Value::String(message)),
-            status,
-            failure: None,
+            cause,
+        }
+    }
+
+    /// The host failure that decided it, if the host did.
+    pub fn failure(&self) -> Option<Failure> {
+        match self.cause {
+            Cause::Host(f) => Some(f),
+            Cause::Bundle { .. } => None,
         }
     }
 
@@ -186,22 +186,20 @@ pub type JobOutcome = Result<Rendered, JobError>;
 mod tests {
     use super::*;
 
+    const THROWN: Cause = Cause::Bundle { code: 500 };
+
     #[test]
-    fn host_failures_carry_their_kind_but_serialise_like_hypernova() {
+    fn host_failures_carry_their_kind_and_name() {
         let e = Failure::RenderTimeout.error("ran past 1000 ms");
-        assert_eq!((e.status, e.failure), (500, Some(Failure::RenderTimeout)));
-        let v = serde_json::to_value(&e).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"name": "RenderTimeout", "message": "ran past 1000 ms",
-                               "stack": ["RenderTimeout: ran past 1000 ms"]})
-        );
-        assert_eq!(Failure::BadRequest.error("x").status, 400);
+        assert_eq!(e.failure(), Some(Failure::RenderTimeout));
+        assert_eq!(e.name, "RenderTimeout");
+        assert_eq!(e.stack, ["RenderTimeout: ran past 1000 ms"]);
+        assert_eq!(JobError::new(THROWN, "TypeError", "x").failure(), None);
     }
 
     #[test]
     fn capped_errors_stay_within_the_documented_sizes() {
-        let mut e = JobError::new(500, &"N".repeat(10_000), "m".repeat(5 << 20));
+        let mut e = JobError::new(THROWN, &"N".repeat(10_000), "m".repeat(5 << 20));
         e.stack = (0..1000)
             .map(|i| format!("at f{i} ({})", "x".repeat(100)))
             .collect();
@@ -214,7 +212,7 @@ mod tests {
         assert!(e.stack.last().unwrap().contains("more frames"));
         let thrown = JobError {
             message: Box::new(serde_json::json!({"big": "x".repeat(1 << 20)})),
-            ..JobError::new(500, "Error", "")
+            ..JobError::new(THROWN, "Error", "")
         }
         .capped();
         assert!(thrown.message_text().len() <= MAX_ERROR_TEXT + 2);
@@ -222,7 +220,8 @@ mod tests {
             clip("h\u{e9}llo world, a long one", 17),
             "h\u{e9}...(truncated)"
         );
-        let small = JobError::new(404, "ReferenceError", "nope").capped();
-        assert_eq!(small, JobError::new(404, "ReferenceError", "nope"));
+        let not_found = Cause::Bundle { code: 404 };
+        let small = JobError::new(not_found, "ReferenceError", "nope").capped();
+        assert_eq!(small, JobError::new(not_found, "ReferenceError", "nope"));
     }
 }

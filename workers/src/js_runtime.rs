@@ -22,7 +22,7 @@ use deno_core::v8;
 use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::job::{Failure, JobError, Rendered};
+use crate::job::{Cause, Failure, JobError, Rendered};
 use crate::memory_guard::MemoryGuard;
 use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
 use crate::{answer, memory, sandbox, web_apis};
@@ -501,7 +501,7 @@ impl Engine {
                     return Step::Terminated;
                 }
                 Step::Done(Err(JobError::new(
-                    500,
+                    Cause::Bundle { code: 500 },
                     "Error",
                     if msg.contains("event loop has already resolved") {
                         "the render returned a promise that never settles".to_string()

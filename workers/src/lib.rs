@@ -4,18 +4,22 @@
 //! at a time. A request's path through the crate:
 //!
 //! [`http`] reads it (limits, timeouts) → [`protocol`] parses Hypernova's
-//! `/batch` wire format into [`job`]s → [`render`] hands them to the one
-//! render thread → [`js_runtime`] calls the bundle in V8, bounded by the
-//! [`watchdog`] → back the same way, with [`events`] for the supervisor.
+//! `/batch` wire format into render requests (tokens kept aside) →
+//! [`render`] hands them to the one render thread → [`js_runtime`] calls
+//! the bundle in V8, bounded by the [`watchdog`] → render outcomes back to
+//! [`http`], which [`protocol`] writes as the wire answer under the tokens;
+//! [`events`] for the supervisor.
 //!
 //! The pieces, one file each:
 //!
-//! - [`config`]: what a worker runs with; [`defaults`]: the defaults;
+//! - [`options`]: the worker's flags, defaults and ranges, declared once;
+//!   [`config`]: what a worker runs with, made from them;
 //! - [`boot`]: bundle or snapshot → engine → warm-up (also `ssrd render`);
 //! - [`js_runtime`]: the isolate, the bundle, the render call;
 //!   [`memory`]: heap guard, off-heap budget, WebAssembly caps;
 //!   [`memory_guard`]: resident memory watched while a render runs;
-//! - [`job`]: a job's result or failure, as the engine produces them;
+//! - [`job`]: a job's result or failure, as the engine produces them (no
+//!   wire: [`protocol`] writes them in Hypernova's shapes);
 //! - [`web_apis`]: the web APIs bundles get (from deno_web) and nothing more;
 //!   [`sandbox`]: the host's internals kept out of the bundle's reach;
 //! - [`watchdog`]: ends renders that run past their deadline;
@@ -43,7 +47,6 @@ pub mod body;
 pub mod boot;
 pub mod config;
 pub mod control;
-pub mod defaults;
 pub mod error;
 pub mod events;
 pub mod hangups;
@@ -54,6 +57,7 @@ pub mod log;
 pub mod markup;
 pub mod memory;
 pub mod memory_guard;
+pub mod options;
 pub mod procfs;
 pub mod protocol;
 pub mod quarantine;
@@ -75,16 +79,12 @@ pub use config::{Isolation, WorkerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use events::exit_code;
 pub use js_runtime::{Bundle, Engine, EngineOptions};
+pub use options::{RenderOptions, WorkerOptions};
 
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
 /// Prints one JSON line to stdout when ready. Returns the exit code.
 pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
-    let flags = format!(
-        "{} {}",
-        memory::v8_flags(config.boot.heap_limit_bytes),
-        config.v8_flags
-    );
-    if let Err(e) = js_runtime::set_v8_flags(&flags) {
+    if let Err(e) = boot::set_v8_flags(&config.boot, &config.v8_flags) {
         log::error("bad --v8-flags", json!({"error": e.to_string()}));
         return exit_code::FAILURE;
     }

@@ -30,6 +30,12 @@ pub const INTERVAL: Duration = Duration::from_millis(5);
 /// How long without a render before the thread sleeps until the next.
 pub const IDLE_AFTER: Duration = Duration::from_secs(1);
 
+/// The resident memory past which a running render is stopped, for a
+/// retirement limit of `rss_limit` bytes (0: neither): a quarter past it.
+pub fn limit_for(rss_limit: u64) -> u64 {
+    rss_limit.saturating_add(rss_limit / 4)
+}
+
 #[derive(Default)]
 struct State {
     /// A render is running (between `begin` and `end`).

@@ -13,11 +13,12 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::job::{Failure, JobError, JobOutcome, Rendered};
+use crate::job::{Cause, Failure, JobError, JobOutcome, Rendered};
+use crate::render::{JobRequest, RenderOutcome, RenderRequest};
 
 /// One parsed job of a batch, in request order.
 #[derive(Debug)]
@@ -25,18 +26,7 @@ pub struct Job {
     /// The caller's key for this job; the result is stored under it.
     pub token: String,
     /// What to render, or why this job cannot be rendered.
-    pub spec: Result<JobSpec, JobError>,
-}
-
-/// A well-formed job: which component, with which props.
-#[derive(Debug)]
-pub struct JobSpec {
-    /// The registered component name.
-    pub name: String,
-    /// The props as raw JSON text, any JSON value (`{}` when absent or null).
-    pub props: Box<RawValue>,
-    /// The job's opaque metadata as raw JSON text, when the caller sent any.
-    pub metadata: Option<Box<RawValue>>,
+    pub spec: JobRequest,
 }
 
 /// The outcome of one job, ready to be serialised into `results`.
@@ -56,13 +46,67 @@ pub struct JobResult {
 }
 
 impl JobResult {
-    /// The job's status: 200, or the failure's status.
+    /// The job's wire result: the render thread's outcome under the
+    /// caller's token, with the placement markup if any.
+    pub fn new(token: String, done: RenderOutcome, markup: Option<String>) -> JobResult {
+        JobResult {
+            token,
+            name: done.name,
+            outcome: done.outcome,
+            duration_ms: done.duration_ms,
+            markup,
+        }
+    }
+
+    /// The job's `statusCode`: 200, or its failure's.
     pub fn status(&self) -> u16 {
         match &self.outcome {
             Ok(_) => 200,
-            Err(e) => e.status,
+            Err(e) => status_code(e),
         }
     }
+}
+
+/// A failed job's `statusCode`: the bundle's own for its errors, 400 for
+/// a malformed job, 500 for every other failure the host decided.
+pub fn status_code(e: &JobError) -> u16 {
+    match e.cause {
+        Cause::Bundle { code } => code,
+        Cause::Host(Failure::BadRequest) => 400,
+        Cause::Host(_) => 500,
+    }
+}
+
+/// A job's error in Hypernova's shape (`{name, type, message, stack}`,
+/// `type` only for a thrown non-Error value).
+#[derive(Serialize)]
+pub struct ErrorWire<'a> {
+    /// The error's class name.
+    name: &'a str,
+    /// What kind of value was thrown, when not an Error.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    /// The message (or the thrown value).
+    message: &'a serde_json::Value,
+    /// The stack, a frame a line.
+    stack: &'a [String],
+}
+
+impl<'a> From<&'a JobError> for ErrorWire<'a> {
+    fn from(e: &'a JobError) -> ErrorWire<'a> {
+        ErrorWire {
+            name: &e.name,
+            kind: e.kind.as_deref(),
+            message: &e.message,
+            stack: &e.stack,
+        }
+    }
+}
+
+/// Splits parsed jobs into their tokens and what the render thread takes,
+/// both in request order.
+pub fn split_tokens(jobs: Vec<Job>) -> (Vec<String>, Vec<JobRequest>) {
+    jobs.into_iter().map(|j| (j.token, j.spec)).unzip()
 }
 
 /// Parses a `/batch` body into jobs, in the order the caller wrote them.
@@ -227,7 +271,7 @@ enum JobWire {
 }
 
 impl JobWire {
-    fn into_spec(self, token: &str) -> std::result::Result<JobSpec, JobError> {
+    fn into_spec(self, token: &str) -> JobRequest {
         let (name, data, metadata) = match self {
             JobWire::NotAnObject(kind) => {
                 return Err(Failure::BadRequest.error(format!(
@@ -260,7 +304,7 @@ impl JobWire {
         };
         let props = data.map(check_props).unwrap_or_else(empty_props);
         let metadata = metadata.filter(|m| m.get() != "null");
-        Ok(JobSpec {
+        Ok(RenderRequest {
             name,
             props,
             metadata,
@@ -390,7 +434,8 @@ fn push_job_result(out: &mut String, r: &JobResult) {
         Ok(_) => out.push_str(r#","success":true,"error":null}"#),
         Err(e) => {
             out.push_str(r#","success":false,"error":"#);
-            out.push_str(&serde_json::to_string(e).unwrap_or_else(|_| "null".into()));
+            let wire = ErrorWire::from(e);
+            out.push_str(&serde_json::to_string(&wire).unwrap_or_else(|_| "null".into()));
             out.push('}');
         }
     }
@@ -415,7 +460,7 @@ fn push_json_string(out: &mut String, s: &str) {
 mod tests {
     use super::*;
 
-    fn spec(job: &Job) -> &JobSpec {
+    fn spec(job: &Job) -> &RenderRequest {
         job.spec.as_ref().expect("valid job")
     }
 
@@ -486,7 +531,7 @@ mod tests {
         assert!(jobs
             .iter()
             .take(4)
-            .all(|j| j.spec.as_ref().unwrap_err().status == 400));
+            .all(|j| status_code(j.spec.as_ref().unwrap_err()) == 400));
     }
 
     #[test]
@@ -519,7 +564,7 @@ mod tests {
         assert!(err.context.contains("nested too deeply"), "{}", err.context);
         // A deep array is a batch (as in Hypernova) whose one job fails.
         let jobs = parse_batch(deep.as_bytes()).unwrap();
-        assert_eq!(jobs[0].spec.as_ref().unwrap_err().status, 400);
+        assert_eq!(status_code(jobs[0].spec.as_ref().unwrap_err()), 400);
     }
 
     #[test]
@@ -538,7 +583,11 @@ mod tests {
             JobResult {
                 token: "1".into(),
                 name: None,
-                outcome: Err(JobError::new(404, "ReferenceError", "nope")),
+                outcome: Err(JobError::new(
+                    Cause::Bundle { code: 404 },
+                    "ReferenceError",
+                    "nope",
+                )),
                 duration_ms: 0.1,
                 markup: Some("<div>m</div>".into()),
             },
@@ -560,6 +609,46 @@ mod tests {
         assert_eq!(bad["error"]["name"], "ReferenceError");
         assert!(bad["error"].get("type").is_none());
         assert_eq!(bad["meta"], serde_json::json!({"markup": "<div>m</div>"}));
+    }
+
+    #[test]
+    fn errors_go_out_in_hypernova_shape_with_their_status() {
+        let e = Failure::RenderTimeout.error("ran past 1000 ms");
+        assert_eq!(
+            serde_json::to_value(ErrorWire::from(&e)).unwrap(),
+            serde_json::json!({"name": "RenderTimeout", "message": "ran past 1000 ms",
+                               "stack": ["RenderTimeout: ran past 1000 ms"]})
+        );
+        assert_eq!(status_code(&e), 500);
+        assert_eq!(status_code(&Failure::BadRequest.error("x")), 400);
+        let thrown = JobError {
+            kind: Some("number".into()),
+            message: Box::new(serde_json::json!(7)),
+            ..JobError::new(Cause::Bundle { code: 418 }, "Error", "")
+        };
+        let v = serde_json::to_value(ErrorWire::from(&thrown)).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["message"].as_i64()),
+            (Some("number"), Some(7))
+        );
+        assert_eq!(status_code(&thrown), 418);
+    }
+
+    #[test]
+    fn a_wire_result_keeps_the_token_and_takes_the_outcome() {
+        let done = RenderOutcome {
+            name: Some("A".into()),
+            props: None,
+            outcome: Err(Failure::BadRequest.error("bad")),
+            duration_ms: 2.0,
+        };
+        let r = JobResult::new("t".into(), done, Some("<div></div>".into()));
+        assert_eq!((r.token.as_str(), r.name.as_deref()), ("t", Some("A")));
+        assert_eq!((r.status(), r.duration_ms), (400, 2.0));
+        assert_eq!(r.markup.as_deref(), Some("<div></div>"));
+        let (tokens, jobs) = split_tokens(parse_batch(br#"{"x":{"name":"A"},"y":5}"#).unwrap());
+        assert_eq!(tokens, ["x", "y"]);
+        assert!(jobs[0].is_ok() && jobs[1].is_err());
     }
 
     #[test]
@@ -621,7 +710,7 @@ mod tests {
                     let results: Vec<JobResult> = jobs.into_iter().map(|j| JobResult {
                         token: j.token,
                         name: j.spec.as_ref().ok().map(|s| s.name.clone()),
-                        outcome: Err(j.spec.err().unwrap_or_else(|| JobError::new(500, "Error", "x"))),
+                        outcome: Err(j.spec.err().unwrap_or_else(|| JobError::new(Cause::Bundle { code: 500 }, "Error", "x"))),
                         duration_ms: 0.0,
                         markup: None,
                     }).collect();

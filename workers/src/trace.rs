@@ -355,7 +355,10 @@ mod tests {
         let cx = TraceContextPropagator::new().extract(&Headers(&headers));
         let sc = cx.span().span_context().clone();
         assert!(sc.is_remote());
-        assert_eq!(sc.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         assert_eq!(sc.span_id().to_string(), "b7ad6b7169203331");
     }
 }

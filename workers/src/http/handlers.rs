@@ -14,8 +14,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{self, Event};
 use crate::log::{self, LogEvent};
 use crate::markup;
-use crate::protocol::{self, Job, JobResult, JobSpec};
-use crate::render::Origin;
+use crate::protocol::{self, JobResult};
+use crate::render::{JobRequest, Origin, RenderOutcome, RenderRequest};
 use crate::slate;
 
 use super::responses::{error_token, json_response, text_error, timing_headers};
@@ -37,38 +37,16 @@ pub(super) async fn batch(
     let hash = admit(ctx, "/batch", &body, &origin)?;
     let jobs = protocol::parse_batch_within(&body, ctx.config.max_batch_jobs)?;
     drop(body);
-    // The props are needed again for the markup: keep a copy only then.
-    let markup_props: Option<Vec<_>> = (with_markup || wrap).then(|| {
-        jobs.iter()
-            .map(|j| {
-                j.spec
-                    .as_ref()
-                    .ok()
-                    .map(|s| (s.name.clone(), s.props.clone()))
-            })
-            .collect()
-    });
+    let (tokens, requests) = protocol::split_tokens(jobs);
     let request_id = origin.request_id.clone();
-    let mut reply = render(ctx, jobs, origin, hash).await?;
-    log_failures(&request_id, &reply.results);
-    if let Some(props) = markup_props {
-        for (result, props) in reply.results.iter_mut().zip(props) {
-            let Some((name, props)) = props else {
-                continue;
-            };
-            if wrap {
-                // Failed jobs stay as they are: the caller writes their
-                // fallback (Hypernova's clients do).
-                if let Ok(rendered) = &mut result.outcome {
-                    rendered.html =
-                        markup::placement(&name, Some(&rendered.html), &props, &markup::new_id());
-                }
-            } else {
-                add_markup(result, &name, &props);
-            }
-        }
-    }
-    let text = protocol::batch_response(&reply.results);
+    let reply = render(ctx, requests, origin, hash).await?;
+    let results: Vec<JobResult> = tokens
+        .into_iter()
+        .zip(reply.results)
+        .map(|(token, done)| wire_result(token, done, wrap, with_markup))
+        .collect();
+    log_failures(&request_id, &results);
+    let text = protocol::batch_response(&results);
     let mut response = json_response(StatusCode::OK, text);
     timing_headers(&mut response, reply.queue_ms, reply.render_ms);
     Ok(response)
@@ -94,27 +72,27 @@ pub(super) async fn render_one(
     let hash = admit(ctx, &format!("/render/{name}"), &body, &origin)?;
     let props = protocol::parse_props(&body)?;
     drop(body);
-    let markup_props = with_markup.then(|| props.clone());
-    let job = Job {
-        token: "0".into(),
-        spec: Ok(JobSpec {
-            name: name.clone(),
-            props,
-            metadata: None,
-        }),
+    let job = RenderRequest {
+        name: name.clone(),
+        props,
+        metadata: None,
     };
     let request_id = origin.request_id.clone();
-    let reply = render(ctx, vec![job], origin, hash).await?;
-    log_failures(&request_id, &reply.results);
-    let mut result =
+    let reply = render(ctx, vec![Ok(job)], origin, hash).await?;
+    let done =
         reply.results.into_iter().next().ok_or_else(|| {
             Error::new(ErrorKind::Internal, "the render thread returned no result")
         })?;
-    if let Some(props) = markup_props {
+    let markup = match &done.props {
         // Something to embed either way: the server HTML, or the fallback
         // for the browser to render (the header says why).
-        add_markup(&mut result, &name, &props);
-        let mut r = Response::new(Full::new(Bytes::from(result.markup.unwrap_or_default())));
+        Some(props) if with_markup => Some(placement(&done, &name, props)),
+        _ => None,
+    };
+    let result = JobResult::new("0".into(), done, markup);
+    log_failures(&request_id, std::slice::from_ref(&result));
+    if let Some(markup) = result.markup {
+        let mut r = Response::new(Full::new(Bytes::from(markup)));
         r.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -138,8 +116,8 @@ pub(super) async fn render_one(
         Err(error) => {
             // One job is the whole request here: its failure is answered
             // like any failed request (status, X-Ssrd-Error, a sentence).
-            let status =
-                StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = StatusCode::from_u16(protocol::status_code(&error))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             text_error(status, &error.name, &error.message_text())
         }
     };
@@ -152,7 +130,7 @@ pub(super) async fn render_one(
 /// it, and the answer goes to no one.
 pub(super) async fn render(
     ctx: &Ctx,
-    jobs: Vec<Job>,
+    jobs: Vec<JobRequest>,
     origin: Origin,
     hash: String,
 ) -> Result<crate::render::Reply> {
@@ -176,9 +154,31 @@ fn markup_query(query: Option<&str>) -> Option<bool> {
     })
 }
 
-pub(super) fn add_markup(result: &mut JobResult, name: &str, props: &serde_json::value::RawValue) {
-    let html = result.outcome.as_ref().ok().map(|r| r.html.as_str());
-    result.markup = Some(markup::placement(name, html, props, &markup::new_id()));
+/// One job's wire result: under `wrap` its HTML inside its placement
+/// markup; with `with_markup` the markup apart (`meta.markup`). The props
+/// the render thread handed back go into the markup, never copied.
+fn wire_result(token: String, mut done: RenderOutcome, wrap: bool, with_markup: bool) -> JobResult {
+    let markup = match (&done.name, &done.props) {
+        // Failed jobs stay as they are: the caller writes their fallback
+        // (Hypernova's clients do).
+        (Some(name), Some(props)) if wrap => {
+            if let Ok(rendered) = &mut done.outcome {
+                rendered.html =
+                    markup::placement(name, Some(&rendered.html), props, &markup::new_id());
+            }
+            None
+        }
+        (Some(name), Some(props)) if with_markup => Some(placement(&done, name, props)),
+        _ => None,
+    };
+    JobResult::new(token, done, markup)
+}
+
+/// A job's placement markup: its server HTML, or the fallback (an empty
+/// element) when it failed, with its props for the browser.
+fn placement(done: &RenderOutcome, name: &str, props: &serde_json::value::RawValue) -> String {
+    let html = done.outcome.as_ref().ok().map(|r| r.html.as_str());
+    markup::placement(name, html, props, &markup::new_id())
 }
 
 /// One log line per failed job (not per 404: unknown names are the
@@ -188,14 +188,15 @@ pub(super) fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
     let repeats = REPEATS.get_or_init(log::Repeats::new);
     for r in results {
         if let Err(e) = &r.outcome {
-            if e.status >= 500 {
+            let status = protocol::status_code(e);
+            if status >= 500 {
                 // The same failure of the same component is written once
                 // every 10 s, with how many were held back.
                 let kind = format!(
                     "{}\u{0}{}\u{0}{}",
                     r.name.as_deref().unwrap_or(""),
                     e.name,
-                    e.status
+                    status
                 );
                 let Some(repeated) = repeats.admit(&kind) else {
                     continue;
@@ -203,7 +204,7 @@ pub(super) fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
                 log::emit(
                     LogEvent::JobFailed,
                     "job failed",
-                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message, "repeated": repeated}),
+                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": status, "error": e.name, "message": e.message, "repeated": repeated}),
                 );
             }
         }
@@ -235,6 +236,56 @@ pub(super) fn admit(ctx: &Ctx, route: &str, body: &[u8], origin: &Origin) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::job::{Failure, Rendered};
+
+    fn done(ok: bool) -> RenderOutcome {
+        RenderOutcome {
+            name: Some("My-Comp".into()),
+            props: Some(serde_json::value::RawValue::from_string(r#"{"a":1}"#.into()).unwrap()),
+            outcome: if ok {
+                Ok(Rendered {
+                    html: "<p>x</p>".into(),
+                    meta: None,
+                })
+            } else {
+                Err(Failure::RenderTimeout.error("late"))
+            },
+            duration_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn wrapping_puts_rendered_html_in_its_placement_and_leaves_failures() {
+        let r = wire_result("0".into(), done(true), true, false);
+        let html = &r.outcome.as_ref().unwrap().html;
+        assert!(
+            html.starts_with(r#"<div data-hypernova-key="MyComp""#),
+            "{html}"
+        );
+        assert!(html.contains("<p>x</p></div>") && html.contains(r#"<!--{"a":1}-->"#));
+        assert_eq!(r.markup, None);
+        let r = wire_result("0".into(), done(false), true, false);
+        assert!(r.outcome.is_err() && r.markup.is_none());
+    }
+
+    #[test]
+    fn asked_markup_comes_apart_with_the_fallback_for_a_failure() {
+        let r = wire_result("0".into(), done(true), false, true);
+        assert_eq!(r.outcome.as_ref().unwrap().html, "<p>x</p>");
+        assert!(r.markup.unwrap().contains("<p>x</p></div>"));
+        let r = wire_result("0".into(), done(false), false, true);
+        let markup = r.markup.unwrap();
+        assert!(markup.contains(r#""></div>"#), "empty fallback: {markup}");
+        let plain = wire_result("0".into(), done(true), false, false);
+        assert_eq!(plain.markup, None);
+        let malformed = RenderOutcome {
+            name: None,
+            props: None,
+            ..done(false)
+        };
+        assert_eq!(wire_result("1".into(), malformed, false, true).markup, None);
+    }
 
     #[test]
     fn the_markup_query_is_read_among_other_parameters() {

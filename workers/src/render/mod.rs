@@ -7,6 +7,8 @@
 //! promise made to bundle authors (module-level globals and singletons are
 //! safe).
 //!
+//! - `request.rs`: what the thread is asked and answers (a component and
+//!   its props in, an outcome out: no tokens, markup or statuses);
 //! - `queue.rs`: the HTTP side's handle (hand-over, bounded waits,
 //!   cancel-on-drop when the caller goes away);
 //! - `render_loop.rs`: the thread's loop (the request budget, skipped jobs,
@@ -19,6 +21,7 @@
 mod queue;
 mod render_loop;
 mod reporter;
+mod request;
 mod retire;
 mod stats;
 
@@ -35,6 +38,7 @@ use crate::events::EventSink;
 use crate::slate::Slate;
 
 pub use queue::{Origin, RenderQueue, Reply};
+pub use request::{JobRequest, RenderOutcome, RenderRequest};
 pub use retire::Retire;
 pub use stats::Stats;
 

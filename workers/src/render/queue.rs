@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::request::{JobRequest, RenderOutcome};
 use super::stats::{self, Stats};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{Job, JobResult};
 use crate::watchdog::Canceller;
 
 /// Who asked, for logs, events and queue-time metrics.
@@ -25,7 +25,7 @@ pub struct Origin {
 /// One request for the render thread.
 pub(super) struct Request {
     /// The jobs, in order.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<JobRequest>,
     /// Who asked.
     pub origin: Origin,
     /// Tags its renders, so only its own cancel can end them.
@@ -41,8 +41,8 @@ pub(super) struct Request {
 /// The render thread's answer.
 #[derive(Debug)]
 pub struct Reply {
-    /// One result per job, in request order.
-    pub results: Vec<JobResult>,
+    /// One outcome per job, in request order.
+    pub results: Vec<RenderOutcome>,
     /// Time between hand-over and the render thread picking the request up.
     pub queue_ms: f64,
     /// Time spent rendering all jobs.
@@ -112,7 +112,12 @@ impl RenderQueue {
     /// Renders `jobs` and waits for the answer, with a bound on the wait.
     /// If this future is dropped first (the caller went away), the render
     /// stops: the job in progress is ended at once, the rest never start.
-    pub async fn render(&self, jobs: Vec<Job>, origin: Origin, hash: String) -> Result<Reply> {
+    pub async fn render(
+        &self,
+        jobs: Vec<JobRequest>,
+        origin: Origin,
+        hash: String,
+    ) -> Result<Reply> {
         let (reply, answer) = oneshot::channel();
         let tag = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let request = Request {

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::queue::{lock_canceller, Reply, Request, SharedCanceller};
 use super::reporter::{Rendered, Reporter, HEARTBEAT};
+use super::request::{JobRequest, RenderOutcome};
 use super::retire::{self, Readings, Retire};
 use super::stats::{self, Stats};
 use crate::boot::{self, ms};
@@ -18,7 +19,6 @@ use crate::events::Outcome;
 use crate::job::{Failure, JobError};
 use crate::js_runtime::Engine;
 use crate::procfs;
-use crate::protocol::{Job, JobResult};
 use crate::slate::Slate;
 
 /// The render thread's state while it serves (the engine is passed along:
@@ -185,29 +185,33 @@ impl RenderLoop<'_> {
     }
 
     /// Renders one job with what is `left` of its request's budget.
-    fn render_job(&mut self, engine: &mut Engine, job: Job, left: Duration) -> JobResult {
+    fn render_job(
+        &mut self,
+        engine: &mut Engine,
+        job: JobRequest,
+        left: Duration,
+    ) -> RenderOutcome {
         let started = Instant::now();
-        let (name, outcome) = match job.spec {
-            Err(e) => (None, Err(e)),
-            Ok(spec) => match skip_reason(engine.heap_exhausted(), left, self.budget) {
-                Some(e) => (Some(spec.name), Err(e)),
-                None => {
-                    let outcome = engine.render(
-                        &spec.name,
-                        spec.props.get(),
-                        spec.metadata.as_deref().map(|m| m.get()),
+        let (name, props, outcome) = match job {
+            Err(e) => (None, None, Err(e)),
+            Ok(request) => {
+                let outcome = match skip_reason(engine.heap_exhausted(), left, self.budget) {
+                    Some(e) => Err(e),
+                    None => engine.render(
+                        &request.name,
+                        request.props.get(),
+                        request.metadata.as_deref().map(|m| m.get()),
                         self.render_timeout.min(left),
-                    );
-                    (Some(spec.name), outcome)
-                }
-            },
+                    ),
+                };
+                (Some(request.name), Some(request.props), outcome)
+            }
         };
-        JobResult {
-            token: job.token,
+        RenderOutcome {
             name,
+            props,
             outcome,
             duration_ms: ms(started.elapsed()),
-            markup: None,
         }
     }
 
@@ -239,11 +243,7 @@ mod tests {
     fn a_job_after_the_budget_ran_out_is_a_timeout_naming_the_budget() {
         let e = skip_reason(false, Duration::ZERO, BUDGET).unwrap();
         assert_eq!(e.name, "RenderTimeout");
-        assert!(
-            e.message.as_str().unwrap().contains("5000 ms"),
-            "{}",
-            e.message
-        );
+        assert!(e.message_text().contains("5000 ms"), "{}", e.message);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use crate::events::{self, Event, EventSink, JobEvent, Outcome};
 use crate::js_runtime::HeapStats;
 use crate::procfs;
-use crate::protocol::JobResult;
+
+use super::request::RenderOutcome;
 
 /// How often the render thread reports it is alive (idle or between jobs).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -30,7 +31,7 @@ pub struct Rendered<'a> {
     /// Time spent rendering all its jobs.
     pub render_ms: f64,
     /// Its jobs' results.
-    pub results: &'a [JobResult],
+    pub results: &'a [RenderOutcome],
     /// The heap it left.
     pub heap: HeapStats,
     /// Its caller went away before the answer.
