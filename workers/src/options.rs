@@ -1,3 +1,4 @@
+// Over 450 lines: one concern (the worker's options, declared once); 81 of them are its unit tests.
 //! The worker's options, declared once: every flag of `ssrd worker` (and
 //! the engine's, which `ssrd render` shares), its default and the values it
 //! may take.
