@@ -192,10 +192,34 @@ options! {
     /// it), "off", or a file path (rotate it with logrotate and `ssrd
     /// reopen-logs`). `true`/`false` mean stderr/off.
     access_log: AccessLog = AccessLog::Stderr;
+    /// Where workers export traces (OTLP/HTTP, e.g. "http://127.0.0.1:4318"),
+    /// unless OTEL_EXPORTER_OTLP_ENDPOINT is set; empty: traces off unless
+    /// it is (docs/operations.md, "Traces").
+    otel_endpoint: String = String::new();
+    /// The traces' service.name, unless OTEL_SERVICE_NAME is set; empty:
+    /// "ssrd".
+    otel_service_name: String = String::new();
     /// Development mode (what `ssrd dev` sets): the bundle file is watched
     /// and reloaded when it changes (checked first, so a broken save keeps
     /// the old bundle serving). Never in production.
     dev: bool = false;
+}
+
+impl Config {
+    /// The OpenTelemetry variables workers get from the config file's
+    /// `otel_*` options; a variable already set in the environment wins
+    /// (workers inherit it).
+    pub fn otel_env(&self) -> Vec<(&'static str, String)> {
+        let unset = |name: &str| std::env::var_os(name).is_none_or(|v| v.is_empty());
+        let mut env = Vec::new();
+        if !self.otel_endpoint.is_empty() && unset("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", self.otel_endpoint.clone()));
+        }
+        if !self.otel_service_name.is_empty() && unset("OTEL_SERVICE_NAME") {
+            env.push(("OTEL_SERVICE_NAME", self.otel_service_name.clone()));
+        }
+        env
+    }
 }
 
 impl UpArgs {
@@ -375,6 +399,12 @@ mod tests {
         ("nginx", "/opt/nginx", "\"/opt/nginx\""),
         ("haproxy", "/opt/haproxy", "\"/opt/haproxy\""),
         ("access_log", "off", "\"off\""),
+        (
+            "otel_endpoint",
+            "http://127.0.0.1:4318",
+            "\"http://127.0.0.1:4318\"",
+        ),
+        ("otel_service_name", "render", "\"render\""),
         ("dev", "true", "true"),
     ];
 

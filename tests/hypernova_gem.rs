@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fixture, Tier};
@@ -77,27 +75,7 @@ fn page(lib: &std::path::Path, port: u16, components: &[(&str, Value)], raw: &[u
         "components": components.iter().map(|(n, d)| json!({"name": n, "data": d})).collect::<Vec<_>>(),
         "raw_data": raw,
     });
-    let mut child = Command::new("ruby")
-        .arg(common::root().join("tests/gem/page.rb"))
-        .env("HYPERNOVA_RUBY_LIB", lib)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ruby (apt-get install ruby ruby-faraday)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.to_string().as_bytes())
-        .unwrap();
-    let out = common::wait_output(child, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "page.rb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("page.rb prints JSON");
+    let v = common::gem_page(lib, &spec);
     let page = Page {
         sections: v["sections"]
             .as_array()

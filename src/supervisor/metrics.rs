@@ -91,6 +91,9 @@ pub struct Metrics {
     pub quarantined: IntCounter,
     /// Requests refused unrendered because they are quarantined.
     pub quarantine_refusals: IntCounter,
+    /// Batches of trace spans workers failed to export (collector down,
+    /// slow or refusing): what a broken collector costs, instead of renders.
+    pub trace_export_failures: IntCounter,
     /// Requests whose caller went away before the answer (rendering
     /// stopped).
     pub abandoned: IntCounter,
@@ -188,6 +191,11 @@ impl Metrics {
             "Requests refused unrendered because they are quarantined.",
         )
         .expect("metric definition");
+        let trace_export_failures = IntCounter::new(
+            "ssrd_trace_export_failures_total",
+            "Batches of trace spans workers failed to export to the OTLP collector.",
+        )
+        .expect("metric definition");
         let abandoned = IntCounter::new(
             "ssrd_abandoned_requests_total",
             "Requests whose caller went away before the answer; their rendering stopped.",
@@ -226,6 +234,7 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(quarantined.clone()),
             Box::new(quarantine_refusals.clone()),
+            Box::new(trace_export_failures.clone()),
             Box::new(abandoned.clone()),
             Box::new(bundle_info.clone()),
             Box::new(bundle_loaded.clone()),
@@ -264,6 +273,7 @@ impl Metrics {
             reloads,
             quarantined,
             quarantine_refusals,
+            trace_export_failures,
             abandoned,
             bundle_info,
             bundle_loaded,

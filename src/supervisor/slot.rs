@@ -69,6 +69,9 @@ pub struct Slot {
     pub generation: u64,
     /// Requests the current process has served.
     pub requests: u64,
+    /// The current process's count of failed trace exports, as last
+    /// reported (the metric grows by the difference).
+    pub trace_failures: u64,
     /// Requests after which it is recycled (jittered), if recycling.
     pub quota: Option<u64>,
     /// Last event from the process: heartbeats prove the render thread lives.
@@ -102,6 +105,7 @@ impl Slot {
             started: now,
             generation: 0,
             requests: 0,
+            trace_failures: 0,
             quota: None,
             last_seen: now,
             backoff: Backoff::default(),

@@ -68,7 +68,7 @@ impl Supervisor {
             program: &self.exe,
             args,
             fds,
-            env: vec![],
+            env: self.config.otel_env(),
             pipe_stdin: true,
             quiet_stdout: true,
             stderr: None,
@@ -85,6 +85,7 @@ impl Supervisor {
                 slot.started = now;
                 slot.generation = self.generation;
                 slot.requests = 0;
+                slot.trace_failures = 0;
                 slot.quota = quota;
                 slot.last_seen = now;
                 slot.kill_reason = None;
@@ -286,7 +287,12 @@ impl Supervisor {
                 slot.requests += 1;
                 (r.heap_used, r.heap_limit, None)
             }
-            WorkerEvent::Heartbeat(h) => (h.heap_used, h.heap_limit, Some(h.rss)),
+            WorkerEvent::Heartbeat(h) => {
+                let new = h.trace_export_failures.saturating_sub(slot.trace_failures);
+                slot.trace_failures = h.trace_export_failures;
+                self.metrics.trace_export_failures.inc_by(new);
+                (h.heap_used, h.heap_limit, Some(h.rss))
+            }
             WorkerEvent::Quarantined(_) => return,
         };
         telemetry::record_memory(&self.metrics, &slot.name, heap_used, rss);

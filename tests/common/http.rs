@@ -55,8 +55,17 @@ impl Resp {
 }
 
 pub fn post(port: u16, path: &str, body: &[u8]) -> Resp {
+    post_with(port, path, body, &[])
+}
+
+/// `post` with extra request headers (e.g. `traceparent`).
+pub fn post_with(port: u16, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();

@@ -7,7 +7,8 @@
 //! - `http.rs`: the HTTP/1.1 client every test talks through;
 //! - `ports.rs`: blocks of free loopback ports;
 //! - `load.rs`: steady load with every outcome counted;
-//! - `procs.rs`: `/proc`, signals, waiting for a child's output.
+//! - `procs.rs`: `/proc`, signals, waiting for a child's output;
+//! - `ruby.rs`: the hypernova-ruby gem rendering a page.
 //!
 //! Each test binary uses part of them, so unused ones are not warned about.
 #![allow(dead_code)]
@@ -17,6 +18,7 @@ mod load;
 mod paths;
 mod ports;
 mod procs;
+mod ruby;
 mod tier;
 mod worker;
 
@@ -33,6 +35,8 @@ pub use paths::*;
 pub use ports::*;
 #[allow(unused_imports)]
 pub use procs::*;
+#[allow(unused_imports)]
+pub use ruby::*;
 #[allow(unused_imports)]
 pub use ssrd_worker::events::{Event as WorkerEvent, Ready};
 #[allow(unused_imports)]

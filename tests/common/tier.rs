@@ -42,12 +42,24 @@ impl Tier {
         bundle: &std::path::Path,
         extra: &[&str],
     ) -> Tier {
+        Tier::start_env(command, workers, bundle, extra, &[])
+    }
+
+    /// Like [`Tier::start_command`], with these environment variables set
+    /// for the tier (and so for its workers).
+    pub fn start_env(
+        command: &str,
+        workers: usize,
+        bundle: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Tier {
         for attempt in 0..8 {
             let base = free_block(workers + 4);
             let run_dir =
                 std::env::temp_dir().join(format!("ssrd-tier-{}-{base}", std::process::id()));
             let _ = std::fs::remove_dir_all(&run_dir);
-            match Tier::launch(command, workers, bundle, extra, base, &run_dir) {
+            match Tier::launch(command, workers, bundle, extra, env, base, &run_dir) {
                 Ok(tier) => return tier,
                 Err(text) if text.contains("is not available") && attempt < 7 => continue,
                 Err(text) => panic!("ssrd up never became ready; stderr:\n{text}"),
@@ -65,7 +77,7 @@ impl Tier {
         base: u16,
         run_dir: &std::path::Path,
     ) -> Result<Tier, String> {
-        Tier::launch("up", workers, bundle, extra, base, run_dir)
+        Tier::launch("up", workers, bundle, extra, &[], base, run_dir)
     }
 
     fn launch(
@@ -73,10 +85,12 @@ impl Tier {
         workers: usize,
         bundle: &std::path::Path,
         extra: &[&str],
+        env: &[(&str, &str)],
         base: u16,
         run_dir: &std::path::Path,
     ) -> Result<Tier, String> {
         let mut child = Command::new(bin())
+            .envs(env.iter().copied())
             .arg(command)
             .args(["--workers", &workers.to_string()])
             .arg("--bundle")

@@ -11,6 +11,7 @@
 #             "raw_data": [index, ...]}   (optional: these components' data
 #             is an object whose to_json writes broken JSON, the way a model
 #             with a faulty as_json would)
+#             "traceparent": "00-…"       (optional: sent with the request)
 # Prints:    {"sections": [html per component], "errors": [on_error calls],
 #             "ms": elapsed}
 #
@@ -30,6 +31,15 @@ spec = JSON.parse($stdin.read)
 Hypernova.configure do |config|
   config.host = "127.0.0.1"
   config.port = spec.fetch("port")
+end
+
+# The header OpenTelemetry's Faraday instrumentation adds to every request
+# the gem makes (the instrumentation gem itself is not packaged here):
+# Faraday's defaults for new connections carry it, as the gem builds a
+# fresh connection per render.
+if (traceparent = spec["traceparent"])
+  require "faraday"
+  Faraday.default_connection_options.headers = { "traceparent" => traceparent }
 end
 
 # An on_error plugin, as apps use to report failures.

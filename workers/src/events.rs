@@ -145,6 +145,9 @@ pub struct Heartbeat {
     pub requests: u64,
     /// Events dropped because the supervisor did not read fast enough.
     pub dropped_events: u64,
+    /// Batches of trace spans that did not reach the collector so far.
+    #[serde(default)]
+    pub trace_export_failures: u64,
 }
 
 /// How one job ended, as counted in `/stats` and in metrics.

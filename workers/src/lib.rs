@@ -195,7 +195,23 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
                 }
             }
         };
-        http::serve(listener, queue, quarantine, hangups, events, http_config, stop).await;
+        let tracing = trace::Tracing::from_env().unwrap_or_else(|e| {
+            log::warn(
+                "tracing is off: the OpenTelemetry setup failed",
+                json!({"error": e}),
+            );
+            trace::Tracing::default()
+        });
+        let links = http::Links {
+            quarantine,
+            hangups,
+            events,
+            tracing: tracing.clone(),
+        };
+        http::serve(listener, queue, links, http_config, stop).await;
+        // What is queued goes out before the process exits (bounded by
+        // the exporter's timeout), off the async runtime.
+        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
         match retire_rx.await {
             Ok(reason) => reason.exit_code(),
             Err(_) => exit_code::OK,

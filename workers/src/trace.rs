@@ -12,7 +12,7 @@
 //!   (`OTEL_BSP_MAX_QUEUE_SIZE`, 2,048 spans) drained by its own thread,
 //!   which drops spans when full rather than wait or grow. A collector that
 //!   is down, slow or answering 500 costs a counter
-//!   ([`Tracing::export_failures`], `ssrd_trace_export_failures_total`).
+//!   ([`export_failures`], `ssrd_trace_export_failures_total`).
 //! - **Configuration** is OpenTelemetry's own: `OTEL_EXPORTER_OTLP_ENDPOINT`
 //!   (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) turns tracing on;
 //!   `OTEL_SERVICE_NAME` (default `ssrd`), `OTEL_RESOURCE_ATTRIBUTES`,
@@ -39,6 +39,15 @@ use opentelemetry_sdk::Resource;
 /// How long one export may take before it counts as failed.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Batches of spans this process failed to export (one tracer per worker
+/// process); heartbeats carry it to the supervisor's metric.
+static EXPORT_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// Batches of spans this process failed to export so far.
+pub fn export_failures() -> u64 {
+    EXPORT_FAILURES.load(Ordering::Relaxed)
+}
+
 /// Tracing for one worker: on (a tracer and its provider) or off.
 #[derive(Clone, Default)]
 pub struct Tracing {
@@ -51,8 +60,6 @@ struct Inner {
     provider: SdkTracerProvider,
     /// Makes the spans.
     tracer: SdkTracer,
-    /// Batches that did not reach the collector.
-    failures: Arc<AtomicU64>,
 }
 
 impl Tracing {
@@ -76,11 +83,7 @@ impl Tracing {
             .with_timeout(EXPORT_TIMEOUT)
             .build()
             .map_err(|e| format!("the OTLP/HTTP trace exporter: {e}"))?;
-        let failures = Arc::new(AtomicU64::new(0));
-        let exporter = Counting {
-            inner: exporter,
-            failures: failures.clone(),
-        };
+        let exporter = Counting { inner: exporter };
         let mut resource = Resource::builder();
         let named = !var("OTEL_SERVICE_NAME").is_empty()
             || var("OTEL_RESOURCE_ATTRIBUTES").contains("service.name=");
@@ -93,24 +96,13 @@ impl Tracing {
             .build();
         let tracer = provider.tracer("ssrd-worker");
         Ok(Tracing {
-            inner: Some(Arc::new(Inner {
-                provider,
-                tracer,
-                failures,
-            })),
+            inner: Some(Arc::new(Inner { provider, tracer })),
         })
     }
 
     /// Whether spans are made at all.
     pub fn enabled(&self) -> bool {
         self.inner.is_some()
-    }
-
-    /// Batches of spans that did not reach the collector so far.
-    pub fn export_failures(&self) -> u64 {
-        self.inner
-            .as_ref()
-            .map_or(0, |i| i.failures.load(Ordering::Relaxed))
     }
 
     /// Starts the server span of a request that arrived at `start`, as a
@@ -282,23 +274,20 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// The OTLP exporter, counting the batches that fail.
+/// The OTLP exporter, counting the batches that fail ([`export_failures`]).
 #[derive(Debug)]
 struct Counting<E> {
     /// Does the exporting.
     inner: E,
-    /// Shared with [`Tracing::export_failures`].
-    failures: Arc<AtomicU64>,
 }
 
 impl<E: SpanExporter> SpanExporter for Counting<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         let export = self.inner.export(batch);
-        let failures = self.failures.clone();
         async move {
             let result = export.await;
             if result.is_err() {
-                failures.fetch_add(1, Ordering::Relaxed);
+                EXPORT_FAILURES.fetch_add(1, Ordering::Relaxed);
             }
             result
         }
@@ -340,7 +329,7 @@ mod tests {
         assert_eq!(span.trace_id(), None);
         assert_eq!(span.traceresponse(), None);
         span.end(200, SystemTime::now());
-        assert_eq!(t.export_failures(), 0);
+        assert_eq!(export_failures(), 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::markup;
 use crate::protocol::{self, JobResult};
 use crate::render::{JobRequest, Origin, RenderOutcome, RenderRequest};
 use crate::slate;
+use crate::trace::{JobInfo, RequestSpan};
 
 use super::responses::{error_token, json_response, text_error, timing_headers};
 use super::{Body, Ctx};
@@ -25,6 +26,7 @@ pub(super) async fn batch(
     req: Request<Incoming>,
     ctx: &Ctx,
     origin: Origin,
+    span: &RequestSpan,
 ) -> Result<Response<Body>> {
     let asked = markup_query(req.uri().query());
     let with_markup = asked == Some(true);
@@ -39,16 +41,17 @@ pub(super) async fn batch(
     drop(body);
     let (tokens, requests) = protocol::split_tokens(jobs);
     let request_id = origin.request_id.clone();
-    let reply = render(ctx, requests, origin, hash).await?;
+    let mut reply = render(ctx, requests, origin, hash).await?;
+    trace_jobs(span, &reply.results);
     let results: Vec<JobResult> = tokens
         .into_iter()
-        .zip(reply.results)
+        .zip(std::mem::take(&mut reply.results))
         .map(|(token, done)| wire_result(token, done, wrap, with_markup))
         .collect();
-    log_failures(&request_id, &results);
+    log_failures(&request_id, span, &results);
     let text = protocol::batch_response(&results);
     let mut response = json_response(StatusCode::OK, text);
-    timing_headers(&mut response, reply.queue_ms, reply.render_ms);
+    timing_headers(&mut response, &reply);
     Ok(response)
 }
 
@@ -57,6 +60,7 @@ pub(super) async fn render_one(
     ctx: &Ctx,
     raw_name: &str,
     origin: Origin,
+    span: &RequestSpan,
 ) -> Result<Response<Body>> {
     let name = percent_encoding::percent_decode_str(raw_name)
         .decode_utf8()
@@ -78,11 +82,12 @@ pub(super) async fn render_one(
         metadata: None,
     };
     let request_id = origin.request_id.clone();
-    let reply = render(ctx, vec![Ok(job)], origin, hash).await?;
-    let done =
-        reply.results.into_iter().next().ok_or_else(|| {
-            Error::new(ErrorKind::Internal, "the render thread returned no result")
-        })?;
+    let mut reply = render(ctx, vec![Ok(job)], origin, hash).await?;
+    trace_jobs(span, &reply.results);
+    let done = std::mem::take(&mut reply.results)
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "the render thread returned no result"))?;
     let markup = match &done.props {
         // Something to embed either way: the server HTML, or the fallback
         // for the browser to render (the header says why).
@@ -90,7 +95,7 @@ pub(super) async fn render_one(
         _ => None,
     };
     let result = JobResult::new("0".into(), done, markup);
-    log_failures(&request_id, std::slice::from_ref(&result));
+    log_failures(&request_id, span, std::slice::from_ref(&result));
     if let Some(markup) = result.markup {
         let mut r = Response::new(Full::new(Bytes::from(markup)));
         r.headers_mut().insert(
@@ -101,7 +106,7 @@ pub(super) async fn render_one(
             r.headers_mut()
                 .insert("x-ssrd-fallback", error_token(&e.name));
         }
-        timing_headers(&mut r, reply.queue_ms, reply.render_ms);
+        timing_headers(&mut r, &reply);
         return Ok(r);
     }
     let mut response = match result.outcome {
@@ -121,7 +126,7 @@ pub(super) async fn render_one(
             text_error(status, &error.name, &error.message_text())
         }
     };
-    timing_headers(&mut response, reply.queue_ms, reply.render_ms);
+    timing_headers(&mut response, &reply);
     Ok(response)
 }
 
@@ -181,9 +186,36 @@ fn placement(done: &RenderOutcome, name: &str, props: &serde_json::value::RawVal
     markup::placement(name, html, props, &markup::new_id())
 }
 
+/// One span per job, a child of the request's (no-op when tracing is off).
+fn trace_jobs(span: &RequestSpan, results: &[RenderOutcome]) {
+    if span.trace_id().is_none() {
+        return;
+    }
+    for done in results {
+        let end = done.started_at + std::time::Duration::from_secs_f64(done.duration_ms / 1000.0);
+        let (outcome, html_bytes, message, stack) = match &done.outcome {
+            Ok(rendered) => ("ok", rendered.html.len(), None, None),
+            Err(e) => (
+                e.name.as_str(),
+                0,
+                Some(e.message_text()),
+                Some(e.stack.join("\n    ")),
+            ),
+        };
+        span.job(JobInfo {
+            component: done.name.as_deref().unwrap_or(""),
+            outcome,
+            start: done.started_at,
+            end,
+            html_bytes,
+            error: message.as_deref().zip(stack.as_deref()),
+        });
+    }
+}
+
 /// One log line per failed job (not per 404: unknown names are the
-/// caller's business and can be frequent).
-pub(super) fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
+/// caller's business and can be frequent), with the request's trace.
+pub(super) fn log_failures(request_id: &str, span: &RequestSpan, results: &[protocol::JobResult]) {
     static REPEATS: std::sync::OnceLock<log::Repeats> = std::sync::OnceLock::new();
     let repeats = REPEATS.get_or_init(log::Repeats::new);
     for r in results {
@@ -204,7 +236,7 @@ pub(super) fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
                 log::emit(
                     LogEvent::JobFailed,
                     "job failed",
-                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": status, "error": e.name, "message": e.message, "repeated": repeated}),
+                    json!({"request_id": request_id, "trace_id": span.trace_id(), "token": r.token, "component": r.name, "status": status, "error": e.name, "message": e.message, "repeated": repeated}),
                 );
             }
         }

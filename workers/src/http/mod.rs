@@ -45,6 +45,7 @@ use crate::hangups::Hangups;
 use crate::log;
 use crate::quarantine::Quarantine;
 use crate::render::{Origin, RenderQueue};
+use crate::trace::{RequestInfo, RequestSpan, Tracing};
 
 use handlers::{batch, render_one};
 use responses::{error_response, json_response, method_not_allowed};
@@ -60,6 +61,8 @@ pub(super) struct Ctx {
     pub(super) hangups: Hangups,
     /// Reports quarantined requests to the supervisor.
     pub(super) events: EventSink,
+    /// Request and job spans (off unless OTEL_* asks; trace.rs).
+    pub(super) tracing: Tracing,
     /// Limits.
     pub(super) config: HttpConfig,
     /// For `/stats` uptime.
@@ -70,14 +73,25 @@ pub(super) struct Ctx {
 
 pub(super) type Body = Full<Bytes>;
 
+/// What the HTTP side shares with the rest of the worker besides the
+/// render queue: the supervisor's word on requests, and telemetry.
+pub struct Links {
+    /// Requests refused unrendered (they crashed workers).
+    pub quarantine: Quarantine,
+    /// Callers that hung up, as the supervisor reports them.
+    pub hangups: Hangups,
+    /// Reports quarantined requests to the supervisor.
+    pub events: EventSink,
+    /// Request and job spans.
+    pub tracing: Tracing,
+}
+
 /// Serves connections on `listener` until `shutdown` resolves, then stops
 /// accepting and lets in-flight requests finish (bounded by `drain_timeout`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     queue: RenderQueue,
-    quarantine: Quarantine,
-    hangups: Hangups,
-    events: EventSink,
+    links: Links,
     config: HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -85,9 +99,10 @@ pub async fn serve(
     let header_timeout = config.header_timeout;
     let ctx = Arc::new(Ctx {
         queue,
-        quarantine,
-        hangups,
-        events,
+        quarantine: links.quarantine,
+        hangups: links.hangups,
+        events: links.events,
+        tracing: links.tracing,
         config,
         started: Instant::now(),
         seq: AtomicU64::new(0),
@@ -159,7 +174,23 @@ async fn handle(
         started_at: request_start(&req),
         request_id: request_id.clone(),
     };
-    let mut response = match route(req, &ctx, origin).await {
+    let span = match render_route(&method, &path) {
+        Some(route) => ctx.tracing.request(
+            req.headers(),
+            RequestInfo {
+                method: "POST",
+                route,
+                path: path.clone(),
+                request_id: request_id.clone(),
+                start: std::time::SystemTime::now(),
+                queue_ms: origin
+                    .started_at
+                    .map(|t| (unix_now() - t).max(0.0) * 1000.0),
+            },
+        ),
+        None => RequestSpan::default(),
+    };
+    let mut response = match route(req, &ctx, origin, &span).await {
         Ok(r) => r,
         Err(e) => {
             log::warn(
@@ -172,6 +203,13 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    if let Some(v) = span
+        .traceresponse()
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        response.headers_mut().insert("traceresponse", v);
+    }
+    span.end(response.status().as_u16(), std::time::SystemTime::now());
     if let Some(v) = &ctx.config.bundle_header {
         response.headers_mut().insert("x-ssrd-bundle", v.clone());
     }
@@ -186,12 +224,33 @@ async fn handle(
     Ok(response)
 }
 
-async fn route(req: Request<Incoming>, ctx: &Ctx, origin: Origin) -> Result<Response<Body>> {
+/// The route template of a render request (what its span is named by).
+fn render_route(method: &Method, path: &str) -> Option<&'static str> {
+    match (method, path) {
+        (&Method::POST, "/batch") => Some("/batch"),
+        (&Method::POST, p) if p.starts_with("/render/") => Some("/render/{name}"),
+        _ => None,
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+async fn route(
+    req: Request<Incoming>,
+    ctx: &Ctx,
+    origin: Origin,
+    span: &RequestSpan,
+) -> Result<Response<Body>> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::POST, "/batch") => batch(req, ctx, origin).await,
+        (&Method::POST, "/batch") => batch(req, ctx, origin, span).await,
         (&Method::POST, p) if p.starts_with("/render/") => {
-            render_one(req, ctx, &p["/render/".len()..], origin).await
+            render_one(req, ctx, &p["/render/".len()..], origin, span).await
         }
         (&Method::GET, "/health") => Ok(json_response(
             StatusCode::OK,

@@ -25,13 +25,23 @@ pub(super) fn method_not_allowed(
     r
 }
 
-pub(super) fn timing_headers(response: &mut Response<Body>, queue_ms: f64, render_ms: f64) {
+/// Where a request's time went: `X-Ssrd-Queue-Ms` (waiting for the render
+/// thread in this worker) and `X-Ssrd-Render-Ms`, and `Server-Timing` with
+/// the whole queue (since nginx received it) and the render, which
+/// browsers' and APM agents' timing views show.
+pub(super) fn timing_headers(response: &mut Response<Body>, reply: &crate::render::Reply) {
+    let (queue_ms, wait_ms, render_ms) = (reply.queue_ms, reply.wait_ms, reply.render_ms);
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!("{queue_ms:.3}")) {
         h.insert("x-ssrd-queue-ms", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("{render_ms:.3}")) {
         h.insert("x-ssrd-render-ms", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "queue;dur={wait_ms:.3}, render;dur={render_ms:.3}"
+    )) {
+        h.insert("server-timing", v);
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Reply {
     pub results: Vec<RenderOutcome>,
     /// Time between hand-over and the render thread picking the request up.
     pub queue_ms: f64,
+    /// Time from when nginx received the request (when it stamped it; else
+    /// `queue_ms`) to the render thread picking it up: the whole queue.
+    pub wait_ms: f64,
     /// Time spent rendering all jobs.
     pub render_ms: f64,
 }

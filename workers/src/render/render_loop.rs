@@ -170,6 +170,7 @@ impl RenderLoop<'_> {
             let _ = request.reply.send(Reply {
                 results,
                 queue_ms,
+                wait_ms,
                 render_ms,
             });
         }
@@ -192,6 +193,7 @@ impl RenderLoop<'_> {
         left: Duration,
     ) -> RenderOutcome {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let (name, props, outcome) = match job {
             Err(e) => (None, None, Err(e)),
             Ok(request) => {
@@ -212,6 +214,7 @@ impl RenderLoop<'_> {
             props,
             outcome,
             duration_ms: ms(started.elapsed()),
+            started_at,
         }
     }
 

@@ -91,6 +91,7 @@ impl Reporter {
             rss: procfs::rss_bytes(),
             requests,
             dropped_events: self.events.dropped(),
+            trace_export_failures: crate::trace::export_failures(),
         }));
     }
 }

@@ -37,4 +37,6 @@ pub struct RenderOutcome {
     pub outcome: JobOutcome,
     /// Milliseconds spent on this job.
     pub duration_ms: f64,
+    /// When its render started (wall clock), for the job's trace span.
+    pub started_at: std::time::SystemTime,
 }
