@@ -97,3 +97,34 @@ fn up_does_not_watch_the_bundle() {
     assert_eq!(rendered_by(&tier), short_sha(&first));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `meta.markup` of a failed `Throws` job, asked for with `?markup=1`.
+fn fallback_markup(tier: &Tier) -> String {
+    let r = common::post(
+        tier.port,
+        "/batch?markup=1",
+        br#"{"0":{"name":"Throws","data":{"message":"<b>broken</b> nav"}}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["results"]["0"]["error"]["name"], "Error", "{v}");
+    v["results"]["0"]["meta"]["markup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fallback markup: {v}"))
+        .to_string()
+}
+
+#[test]
+fn only_dev_mode_shows_a_failed_jobs_error_in_its_fallback_markup() {
+    let dev = Tier::start_command("dev", 1, &bundle("faults.js"), &[]);
+    let markup = fallback_markup(&dev);
+    assert!(markup.contains("data-ssrd-dev-error"), "{markup}");
+    assert!(markup.contains("&lt;b&gt;broken&lt;/b&gt; nav"), "escaped: {markup}");
+    assert!(markup.contains("data-hypernova-key=\"Throws\""), "{markup}");
+    drop(dev);
+    let production = Tier::start(1, &bundle("faults.js"), &[]);
+    let markup = fallback_markup(&production);
+    assert!(!markup.contains("data-ssrd-dev-error"), "{markup}");
+    assert!(!markup.contains("failed to render"), "{markup}");
+    assert!(markup.contains("data-hypernova-key=\"Throws\""), "{markup}");
+}

@@ -171,6 +171,7 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
     options.slate_fd = Some(AUX_FD);
     options.events_fd = Some(EVENTS_FD);
     options.control = true;
+    options.dev = config.dev;
     options.max_body_bytes = config.max_body_mb << 20;
     options.max_batch_jobs = config.max_batch_jobs;
     options.snapshot = config.snapshot.then(|| bundle.snapshot.clone());

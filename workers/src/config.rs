@@ -123,6 +123,9 @@ pub struct HttpConfig {
     /// The bundle wants each rendered job's `html` in Hypernova's placement
     /// markup (unless the caller asks `?markup=0` or `?markup=1`).
     pub wrap_placement: bool,
+    /// Development mode: failed jobs' fallback markup carries their error
+    /// for the page's author (`--dev`).
+    pub dev_errors: bool,
     /// How long a client may take to send the request headers.
     pub header_timeout: Duration,
     /// How long a client may take to send the body.

@@ -66,12 +66,54 @@ pub fn placement(name: &str, html: Option<&str>, props: &RawValue, id: &str) -> 
     )
 }
 
+/// Development mode's note for the page's author, put before a failed
+/// job's fallback markup: which component failed, and its error and stack,
+/// escaped. The browser still renders the component client-side below it.
+pub fn dev_error(name: &str, error: &str, message: &str, stack: &str) -> String {
+    format!(
+        "<div data-ssrd-dev-error style=\"background:#fff4f4;border:2px solid #c00;color:#300;\
+         font:13px/1.4 monospace;padding:8px 12px;margin:4px 0;white-space:pre-wrap\">\
+         <strong>ssrd dev: {} failed to render on the server</strong> \
+         (rendered in the browser instead; this note appears only under `ssrd dev`)\n\
+         {}: {}\n{}</div>\n",
+        escape(name),
+        escape(error),
+        escape(message),
+        escape(stack)
+    )
+}
+
+/// `text` safe inside HTML text and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_dev_note_escapes_everything_the_bundle_wrote() {
+        let note = dev_error("<Nav>", "Error", "<script>x</script>", "at \"a\" & 'b'");
+        assert!(note.contains("&lt;Nav&gt;"));
+        assert!(note.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(note.contains("at &quot;a&quot; &amp; &#39;b&#39;"));
+        assert!(!note.contains("<script>"));
     }
 
     #[test]

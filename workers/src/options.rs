@@ -147,6 +147,11 @@ pub struct WorkerOptions {
     /// Read control lines (quarantined requests) from stdin.
     #[arg(long)]
     pub control: bool,
+    /// Development mode (`ssrd dev`): a failed job's fallback markup shows
+    /// its error to the page's author. Never in production: an error's
+    /// message and stack are for developers, not for a page's visitors.
+    #[arg(long)]
+    pub dev: bool,
 }
 
 impl WorkerOptions {
@@ -263,6 +268,7 @@ impl WorkerOptions {
             events_fd,
             slate_fd,
             control,
+            dev,
         } = self;
         let mut args = Argv::default();
         args.value("bundle", bundle.as_os_str());
@@ -290,6 +296,7 @@ impl WorkerOptions {
         args.maybe("events-fd", events_fd);
         args.maybe("slate-fd", slate_fd);
         args.switch("control", *control);
+        args.switch("dev", *dev);
         args.0
     }
 
@@ -313,6 +320,7 @@ impl WorkerOptions {
                 drain_timeout: HttpConfig::DRAIN_TIMEOUT,
                 // Filled in once the worker knows them (lib.rs).
                 wrap_placement: false,
+                dev_errors: self.dev,
                 settings: serde_json::Value::Null,
                 bundle_header: None,
             },

@@ -641,6 +641,7 @@ mod tests {
             props: None,
             outcome: Err(Failure::BadRequest.error("bad")),
             duration_ms: 2.0,
+            started_at: std::time::SystemTime::now(),
         };
         let r = JobResult::new("t".into(), done, Some("<div></div>".into()));
         assert_eq!((r.token.as_str(), r.name.as_deref()), ("t", Some("A")));

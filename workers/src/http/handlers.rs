@@ -46,7 +46,7 @@ pub(super) async fn batch(
     let results: Vec<JobResult> = tokens
         .into_iter()
         .zip(std::mem::take(&mut reply.results))
-        .map(|(token, done)| wire_result(token, done, wrap, with_markup))
+        .map(|(token, done)| wire_result(token, done, wrap, with_markup, ctx.config.dev_errors))
         .collect();
     log_failures(&request_id, span, &results);
     let text = protocol::batch_response(&results);
@@ -91,7 +91,7 @@ pub(super) async fn render_one(
     let markup = match &done.props {
         // Something to embed either way: the server HTML, or the fallback
         // for the browser to render (the header says why).
-        Some(props) if with_markup => Some(placement(&done, &name, props)),
+        Some(props) if with_markup => Some(placement(&done, &name, props, ctx.config.dev_errors)),
         _ => None,
     };
     let result = JobResult::new("0".into(), done, markup);
@@ -162,7 +162,13 @@ fn markup_query(query: Option<&str>) -> Option<bool> {
 /// One job's wire result: under `wrap` its HTML inside its placement
 /// markup; with `with_markup` the markup apart (`meta.markup`). The props
 /// the render thread handed back go into the markup, never copied.
-fn wire_result(token: String, mut done: RenderOutcome, wrap: bool, with_markup: bool) -> JobResult {
+fn wire_result(
+    token: String,
+    mut done: RenderOutcome,
+    wrap: bool,
+    with_markup: bool,
+    dev: bool,
+) -> JobResult {
     let markup = match (&done.name, &done.props) {
         // Failed jobs stay as they are: the caller writes their fallback
         // (Hypernova's clients do).
@@ -173,17 +179,29 @@ fn wire_result(token: String, mut done: RenderOutcome, wrap: bool, with_markup: 
             }
             None
         }
-        (Some(name), Some(props)) if with_markup => Some(placement(&done, name, props)),
+        (Some(name), Some(props)) if with_markup => Some(placement(&done, name, props, dev)),
         _ => None,
     };
     JobResult::new(token, done, markup)
 }
 
 /// A job's placement markup: its server HTML, or the fallback (an empty
-/// element) when it failed, with its props for the browser.
-fn placement(done: &RenderOutcome, name: &str, props: &serde_json::value::RawValue) -> String {
+/// element) when it failed, with its props for the browser; in development
+/// mode (`dev`) a failed job's error is shown above its fallback.
+fn placement(
+    done: &RenderOutcome,
+    name: &str,
+    props: &serde_json::value::RawValue,
+    dev: bool,
+) -> String {
     let html = done.outcome.as_ref().ok().map(|r| r.html.as_str());
-    markup::placement(name, html, props, &markup::new_id())
+    let markup = markup::placement(name, html, props, &markup::new_id());
+    match &done.outcome {
+        Err(e) if dev => {
+            markup::dev_error(name, &e.name, &e.message_text(), &e.stack.join("\n    ")) + &markup
+        }
+        _ => markup,
+    }
 }
 
 /// One span per job, a child of the request's (no-op when tracing is off).
@@ -284,12 +302,13 @@ mod tests {
                 Err(Failure::RenderTimeout.error("late"))
             },
             duration_ms: 1.0,
+            started_at: std::time::SystemTime::now(),
         }
     }
 
     #[test]
     fn wrapping_puts_rendered_html_in_its_placement_and_leaves_failures() {
-        let r = wire_result("0".into(), done(true), true, false);
+        let r = wire_result("0".into(), done(true), true, false, false);
         let html = &r.outcome.as_ref().unwrap().html;
         assert!(
             html.starts_with(r#"<div data-hypernova-key="MyComp""#),
@@ -297,26 +316,29 @@ mod tests {
         );
         assert!(html.contains("<p>x</p></div>") && html.contains(r#"<!--{"a":1}-->"#));
         assert_eq!(r.markup, None);
-        let r = wire_result("0".into(), done(false), true, false);
+        let r = wire_result("0".into(), done(false), true, false, false);
         assert!(r.outcome.is_err() && r.markup.is_none());
     }
 
     #[test]
     fn asked_markup_comes_apart_with_the_fallback_for_a_failure() {
-        let r = wire_result("0".into(), done(true), false, true);
+        let r = wire_result("0".into(), done(true), false, true, false);
         assert_eq!(r.outcome.as_ref().unwrap().html, "<p>x</p>");
         assert!(r.markup.unwrap().contains("<p>x</p></div>"));
-        let r = wire_result("0".into(), done(false), false, true);
+        let r = wire_result("0".into(), done(false), false, true, false);
         let markup = r.markup.unwrap();
         assert!(markup.contains(r#""></div>"#), "empty fallback: {markup}");
-        let plain = wire_result("0".into(), done(true), false, false);
+        let plain = wire_result("0".into(), done(true), false, false, false);
         assert_eq!(plain.markup, None);
         let malformed = RenderOutcome {
             name: None,
             props: None,
             ..done(false)
         };
-        assert_eq!(wire_result("1".into(), malformed, false, true).markup, None);
+        assert_eq!(
+            wire_result("1".into(), malformed, false, true, false).markup,
+            None
+        );
     }
 
     #[test]
@@ -335,5 +357,19 @@ mod tests {
             None,
             "only 0/1/true/false"
         );
+    }
+
+    #[test]
+    fn only_development_mode_shows_a_failed_jobs_error_in_its_fallback() {
+        let dev = wire_result("0".into(), done(false), false, true, true);
+        let markup = dev.markup.unwrap();
+        assert!(markup.starts_with("<div data-ssrd-dev-error"), "{markup}");
+        assert!(markup.contains("late"), "{markup}");
+        assert!(markup.contains("data-hypernova-key=\"MyComp\""), "{markup}");
+        let prod = wire_result("0".into(), done(false), false, true, false);
+        assert!(!prod.markup.unwrap().contains("data-ssrd-dev-error"));
+        // A rendered job is never annotated.
+        let ok = wire_result("0".into(), done(true), false, true, true);
+        assert!(!ok.markup.unwrap().contains("data-ssrd-dev-error"));
     }
 }
