@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 import time
 import http.client
 from contextlib import contextmanager
@@ -80,8 +81,10 @@ def wait_port_closed(port, timeout=15):
 class Tier:
     """`ssrd up` on a free block of ports, stopped on exit."""
 
-    def __init__(self, workers, bundle=SERVER_BUNDLE, balance="first", extra=(), keep_log_as=None):
+    def __init__(self, workers, bundle=SERVER_BUNDLE, balance="first", extra=(), keep_log_as=None, env=None):
         self.workers = workers
+        # Extra environment for the tier (and so its workers), e.g. OTEL_*.
+        self.env = dict(os.environ, **(env or {}))
         self.base = free_block(workers + 4)
         self.port = self.base
         self.run_dir = Path(tempfile.mkdtemp(prefix="ssrd-bench-"))
@@ -104,7 +107,8 @@ class Tier:
 
     def __enter__(self):
         self.log_file = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log_file, text=True)
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log_file, text=True,
+                                     env=self.env)
         line = read_line(self.proc.stdout, 120)
         if not line or '"ready":true' not in line:
             self.stop()
@@ -114,6 +118,9 @@ class Tier:
 
     def url(self, path="/batch"):
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def metrics_url(self):
+        return f"http://127.0.0.1:{self.base + 3}/metrics"
 
     def worker_pids(self):
         """Pids of this tier's worker processes (children of the supervisor)."""
@@ -225,6 +232,15 @@ class Hypernova:
         wait_port_closed(self.port)
 
 
+def get_text(url, timeout=10):
+    """One GET: (status, text) or (None, error)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except (OSError, ValueError) as e:
+        return None, repr(e)
+
+
 def read_line(pipe, timeout):
     out = []
     t = threading.Thread(target=lambda: out.append(pipe.readline()), daemon=True)
@@ -253,10 +269,11 @@ def post(port, path, body, timeout=30, headers=None):
 AB_PCT = re.compile(r"^\s+(\d+)%\s+(\d+)")
 
 
-def ab(url, body_file, concurrency, requests, timeout):
+def ab(url, body_file, concurrency, requests, timeout, headers=()):
     """One Apache Bench run, parsed."""
     cmd = ["ab", "-l", "-r", "-s", "30", "-c", str(concurrency), "-n", str(requests),
-           "-T", "application/json", "-p", str(body_file), url]
+           "-T", "application/json", "-p", str(body_file),
+           *[a for h in headers for a in ("-H", h)], url]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
     except subprocess.TimeoutExpired:
@@ -362,6 +379,84 @@ def isolation_runs(workers, quick):
         log(f"isolation {mode}: " + ", ".join(
             f"{x['fixture']} {x['per_isolate_rps']:.1f}/s in-isolate, {x.get('e2e_rps') or 0:.1f} req/s"
             for x in rows if x["mode"] == mode))
+    return rows
+
+
+# -------------------------------------------------------------- traces -----
+
+class Collector:
+    """An OTLP/HTTP trace receiver on loopback answering every POST with
+    `status` (200, or 500 to play a broken collector); counts posts."""
+
+    def __init__(self, status):
+        import http.server
+
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                collector.posts += 1
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.posts = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def trace_runs(workers, quick):
+    """Tracing's cost and a broken collector's, side by side: the small batch
+    at c=13 with tracing off, exporting to a healthy collector, to one
+    answering 500 and to none listening, in alternating rounds. Every
+    request carries a caller's traceparent, as a traced Rails app sends."""
+    healthy, failing = Collector(200), Collector(500)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    down_port = closed.getsockname()[1]
+    closed.close()
+    modes = {
+        "off": None,
+        "collector ok": f"http://127.0.0.1:{healthy.port}",
+        "collector 500": f"http://127.0.0.1:{failing.port}",
+        "collector down": f"http://127.0.0.1:{down_port}",
+    }
+    rounds = 2 if quick else 3
+    n = 2000 if quick else 10000
+    body = FIXTURES / FIXTURE_FILES["small"]
+    header = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    rows = []
+    try:
+        for rnd in range(rounds):
+            for mode, endpoint in modes.items():
+                env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint} if endpoint else {}
+                with Tier(workers, env=env) as tier:
+                    ab(tier.url(), body, 4, 500, 120, headers=[header])
+                    r = ab(tier.url(), body, 13, n, timeout=max(120, n), headers=[header])
+                    failures = None
+                    status, text = get_text(tier.metrics_url())
+                    if status == 200:
+                        m = re.search(r"^ssrd_trace_export_failures_total (\d+)", text, re.M)
+                        failures = int(m.group(1)) if m else None
+                r.update(mode=mode, round=rnd, export_failures=failures)
+                rows.append(r)
+                log(f"traces {mode} (round {rnd + 1}): {r.get('rps', 0):.0f} req/s, p99 {r.get('p99')} ms, "
+                    f"failed {r.get('failed')}, export failures {failures}")
+    finally:
+        healthy.close()
+        failing.close()
+    log(f"traces: the healthy collector got {healthy.posts} posts, the failing one {failing.posts}")
     return rows
 
 
@@ -1007,6 +1102,29 @@ def write_report(name, args, data):
                 summary[f"request_isolation_cost_{fixture}"] = round(1 - rq["e2e_rps"] / sh["e2e_rps"], 3)
                 summary[f"request_isolation_ms_{fixture}"] = round(rq["mean_ms"] - sh["mean_ms"], 2)
         out.append("")
+    traces = data.get("traces") or []
+    if traces:
+        out.append("## Traces: tracing's cost and a broken collector's")
+        out.append("")
+        out.append("Small batch, ab -c 13, every request with a caller's `traceparent`; tracing off, "
+                   "exporting to a healthy OTLP/HTTP collector, to one answering 500, and to none "
+                   "listening, in alternating rounds (each round a fresh tier). Median of the rounds, "
+                   "with the range.")
+        out.append("")
+        out.append("| mode | req/s (median, range) | p99 ms (median, range) | failed | export failures |")
+        out.append("|---|---|---|---|---|")
+        for mode in dict.fromkeys(r["mode"] for r in traces):
+            rs = [r for r in traces if r["mode"] == mode]
+            rps = sorted(r.get("rps") or 0 for r in rs)
+            p99 = sorted(r.get("p99") or 0 for r in rs)
+            med = lambda xs: xs[len(xs) // 2]
+            out.append(f"| {mode} | {fmt(med(rps), 0)} ({fmt(rps[0], 0)}–{fmt(rps[-1], 0)}) | "
+                       f"{fmt(med(p99), 0)} ({fmt(p99[0], 0)}–{fmt(p99[-1], 0)}) | "
+                       f"{sum(int(r.get('failed') or 0) + int(r.get('non2xx') or 0) for r in rs)} | "
+                       f"{', '.join(str(r.get('export_failures')) for r in rs)} |")
+            summary[f"traces_rps_{mode.replace(' ', '_')}"] = med(rps)
+            summary[f"traces_p99_{mode.replace(' ', '_')}"] = med(p99)
+        out.append("")
     if chaos:
         out.append("## Chaos (each under c=20 load of healthy small batches)")
         out.append("")
@@ -1053,8 +1171,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer requests and shorter chaos runs (< 10 min)")
     ap.add_argument("--name", default=None, help="report name (default: date, plus -quick)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="workers per system (default: cores)")
-    ap.add_argument("--sections", default="load,peer,ceiling,isolation,chaos",
-                    help="comma-separated subset of load,peer,ceiling,isolation,chaos")
+    ap.add_argument("--sections", default="load,peer,ceiling,isolation,traces,chaos",
+                    help="comma-separated subset of load,peer,ceiling,isolation,traces,chaos")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     name = args.name or (datetime.date.today().isoformat() + ("-quick" if args.quick else ""))
@@ -1064,7 +1182,7 @@ def main():
     started = time.time()
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "versions": versions(), "load": [], "ceiling": [], "components": [], "chaos": [],
-            "isolation": []}
+            "isolation": [], "traces": []}
     if "load" in sections:
         with Tier(args.workers) as tier:
             data["load"] += load_runs("ssrd (first)", tier.url(), n_for, warm)
@@ -1079,6 +1197,8 @@ def main():
         data["components"] = component_ceiling(2000 if args.quick else 10000)
     if "isolation" in sections:
         data["isolation"] = isolation_runs(args.workers, args.quick)
+    if "traces" in sections:
+        data["traces"] = trace_runs(args.workers, args.quick)
     if "chaos" in sections:
         data["chaos"] = chaos_runs(args.workers, 8 if args.quick else 30)
     data["plots"] = plots(name, data["load"], data["chaos"]) if data["load"] else {}
