@@ -119,7 +119,10 @@ fn only_dev_mode_shows_a_failed_jobs_error_in_its_fallback_markup() {
     let dev = Tier::start_command("dev", 1, &bundle("faults.js"), &[]);
     let markup = fallback_markup(&dev);
     assert!(markup.contains("data-ssrd-dev-error"), "{markup}");
-    assert!(markup.contains("&lt;b&gt;broken&lt;/b&gt; nav"), "escaped: {markup}");
+    assert!(
+        markup.contains("&lt;b&gt;broken&lt;/b&gt; nav"),
+        "escaped: {markup}"
+    );
     assert!(markup.contains("data-hypernova-key=\"Throws\""), "{markup}");
     drop(dev);
     let production = Tier::start(1, &bundle("faults.js"), &[]);

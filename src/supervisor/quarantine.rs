@@ -123,7 +123,7 @@ impl Supervisor {
         };
         let in_flight = ssrd_worker::slate::read(slate);
         ssrd_worker::slate::reset(slate);
-        let Some(ssrd_worker::slate::InFlight { hash, id }) = in_flight else {
+        let Some(ssrd_worker::slate::InFlight { hash, id, trace_id }) = in_flight else {
             return;
         };
         let duration = Duration::from_secs(self.config.quarantine_s);
@@ -131,12 +131,12 @@ impl Supervisor {
         log::emit(
             LogEvent::CrashedInFlight,
             "a request was in flight when its worker crashed",
-            json!({"worker": self.slots[i].name, "request_id": id, "request_hash": hash, "quarantined": quarantined}),
+            json!({"worker": self.slots[i].name, "request_id": id, "trace_id": trace_id, "request_hash": hash, "quarantined": quarantined}),
         );
         if !quarantined {
             return;
         }
-        self.quarantine(&hash, "it crashed two workers");
+        self.quarantine(&hash, "it crashed two workers", &id, trace_id.as_deref());
     }
 
     /// A worker's request event: count its jobs that ran to their
@@ -157,17 +157,20 @@ impl Supervisor {
             self.quarantine(
                 &request.hash,
                 "it ran to its deadline three times in a minute",
+                &request.id,
+                None,
             );
         }
     }
 
-    /// Tells every worker to refuse `hash` for the quarantine's duration.
-    fn quarantine(&mut self, hash: &str, why: &str) {
+    /// Tells every worker to refuse `hash` for the quarantine's duration;
+    /// `id` and `trace_id` name the request that tipped it over.
+    fn quarantine(&mut self, hash: &str, why: &str, id: &str, trace_id: Option<&str>) {
         self.metrics.quarantined.inc();
         log::emit(
             LogEvent::RequestQuarantined,
             "request quarantined; every worker refuses it for a while",
-            json!({"request_hash": hash, "why": why, "seconds": self.config.quarantine_s}),
+            json!({"request_hash": hash, "request_id": id, "trace_id": trace_id, "why": why, "seconds": self.config.quarantine_s}),
         );
         let line = control_line(hash, self.config.quarantine_s);
         for slot in &mut self.slots {

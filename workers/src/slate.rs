@@ -1,6 +1,6 @@
 //! The in-flight slate: a few bytes, in a file the supervisor handed over,
 //! naming the request this worker is rendering right now: its hash (route
-//! and body) and its request id.
+//! and body), its trace id (or `-`) and its request id.
 //!
 //! If the process dies mid-render (a crash, SIGKILL), the supervisor reads
 //! the slate to learn which request was in flight. The same request (same
@@ -13,9 +13,10 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 
-/// A slate's size: a 32-digit hash, a space, the request id (at most 128
-/// bytes, see http/handlers.rs), padded with spaces, a newline.
-const SIZE: usize = 192;
+/// A slate's size: a 32-digit hash, a space, a 32-digit trace id or `-`, a
+/// space, the request id (at most 128 bytes, see http/handlers.rs), padded
+/// with spaces, a newline.
+const SIZE: usize = 256;
 /// How a slate starts when nothing is in flight.
 const IDLE: &str = "00000000000000000000000000000000";
 
@@ -41,11 +42,11 @@ impl Slate {
 
     /// Marks the request `id`, whose route and body hash to `hash`, as in
     /// flight.
-    pub fn mark(&self, hash: &str, id: &str) {
+    pub fn mark(&self, hash: &str, id: &str, trace_id: Option<&str>) {
         if let Some(f) = &self.file {
             // Best effort: a slate that cannot be written only costs the
             // supervisor its poison-request detection.
-            let _ = f.write_at(&record(hash, id), 0);
+            let _ = f.write_at(&record(hash, trace_id.unwrap_or("-"), id), 0);
         }
     }
 
@@ -57,9 +58,9 @@ impl Slate {
     }
 }
 
-fn record(hash: &str, id: &str) -> [u8; SIZE] {
+fn record(hash: &str, trace: &str, id: &str) -> [u8; SIZE] {
     let mut buf = [b' '; SIZE];
-    let text = format!("{hash} {id}");
+    let text = format!("{hash} {trace} {id}");
     let n = text.len().min(SIZE - 1);
     buf[..n].copy_from_slice(&text.as_bytes()[..n]);
     buf[SIZE - 1] = b'\n';
@@ -73,6 +74,8 @@ pub struct InFlight {
     pub hash: String,
     /// Its request id (X-Request-Id; the same on nginx's retry).
     pub id: String,
+    /// Its trace, when tracing was on.
+    pub trace_id: Option<String>,
 }
 
 /// Reads a slate (the supervisor's side): the request that was in flight.
@@ -80,17 +83,21 @@ pub fn read(file: &File) -> Option<InFlight> {
     let mut buf = [0u8; SIZE];
     file.read_exact_at(&mut buf, 0).ok()?;
     let text = std::str::from_utf8(&buf).ok()?;
-    let (hash, id) = text.trim_end().split_once(' ')?;
+    let (hash, rest) = text.trim_end().split_once(' ')?;
+    let (trace, id) = rest.split_once(' ')?;
     let valid = hash.len() == IDLE.len() && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    let trace_id = (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| trace.to_string());
     (valid && hash != IDLE).then(|| InFlight {
         hash: hash.to_string(),
         id: id.to_string(),
+        trace_id,
     })
 }
 
 /// Resets a slate to idle (also the supervisor's side, after reading it).
 pub fn reset(file: &File) {
-    let _ = file.write_at(&record(IDLE, "-"), 0);
+    let _ = file.write_at(&record(IDLE, "-", "-"), 0);
 }
 
 /// The hash a request is known by: its route and body, 128-bit xxh3 as hex.
@@ -122,13 +129,24 @@ mod tests {
         assert_eq!(read(&reader), None, "empty file");
         let hash = request_hash("/batch", b"{}");
         assert_eq!(hash.len(), 32);
-        writer.mark(&hash, "req-1");
+        writer.mark(&hash, "req-1", None);
+        assert_eq!(
+            read(&reader),
+            Some(InFlight {
+                hash: hash.clone(),
+                id: "req-1".into(),
+                trace_id: None,
+            })
+        );
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        writer.mark(&hash, "req-2", Some(trace));
         drop(writer);
         assert_eq!(
             read(&reader),
             Some(InFlight {
                 hash: hash.clone(),
-                id: "req-1".into()
+                id: "req-2".into(),
+                trace_id: Some(trace.into()),
             })
         );
         Slate {

@@ -170,9 +170,10 @@ async fn handle(
         });
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let origin = Origin {
+    let mut origin = Origin {
         started_at: request_start(&req),
         request_id: request_id.clone(),
+        trace_id: None,
     };
     let span = match render_route(&method, &path) {
         Some(route) => ctx.tracing.request(
@@ -190,12 +191,14 @@ async fn handle(
         ),
         None => RequestSpan::default(),
     };
+    origin.trace_id = span.trace_id();
+    let trace_id = origin.trace_id.clone();
     let mut response = match route(req, &ctx, origin, &span).await {
         Ok(r) => r,
         Err(e) => {
             log::warn(
                 "request rejected",
-                json!({"request_id": request_id, "method": method.as_str(), "path": path, "status": e.kind.status(), "error": e.context}),
+                json!({"request_id": request_id, "trace_id": trace_id, "method": method.as_str(), "path": path, "status": e.kind.status(), "error": e.context}),
             );
             error_response(&e)
         }

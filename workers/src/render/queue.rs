@@ -20,6 +20,9 @@ pub struct Origin {
     pub request_id: String,
     /// When nginx received the request (X-Request-Start), Unix seconds.
     pub started_at: Option<f64>,
+    /// The request's trace (32 hex digits) when tracing is on: written on
+    /// the slate, so the supervisor's lines about a crash name it too.
+    pub trace_id: Option<String>,
 }
 
 /// One request for the render thread.

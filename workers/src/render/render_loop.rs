@@ -116,7 +116,11 @@ impl RenderLoop<'_> {
             .map(|t| (unix_now() - t).max(0.0) * 1000.0)
             .unwrap_or(queue_ms);
         stats::lock(self.stats).begin(&request.origin.request_id);
-        self.slate.mark(&request.hash, &request.origin.request_id);
+        self.slate.mark(
+            &request.hash,
+            &request.origin.request_id,
+            request.origin.trace_id.as_deref(),
+        );
         engine.set_request_tag(request.tag);
         let deadline = picked + self.budget;
         let mut results = Vec::with_capacity(request.jobs.len());
