@@ -392,3 +392,29 @@ fn the_config_files_endpoint_turns_tracing_on() {
     let spans = receiver.wait(TRACE, |s| s.len() >= 3);
     assert_eq!(spans.len(), 3);
 }
+
+#[test]
+fn a_request_that_crashes_its_worker_is_named_by_its_trace() {
+    let receiver = Receiver::start(200);
+    let mut tier = traced_tier(&receiver.endpoint());
+    let port = tier.port;
+    let slow = br#"{"0":{"name":"Slow","data":{"ms":3000}}}"#;
+    let caller = std::thread::spawn(move || {
+        common::post_with(
+            port,
+            "/batch",
+            slow,
+            &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+        )
+    });
+    // Once it is rendering, its worker dies as a crash would.
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = tier.worker_pids()["w1"];
+    common::kill(pid, "ABRT");
+    let crashed = tier.wait_log(LogEvent::CrashedInFlight, 0, Duration::from_secs(10));
+    assert_eq!(crashed["trace_id"], TRACE, "{crashed}");
+    assert!(crashed["request_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    let _ = caller.join();
+}
