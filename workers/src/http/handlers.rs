@@ -200,10 +200,13 @@ pub(super) fn log_failures(request_id: &str, results: &[protocol::JobResult]) {
                 let Some(repeated) = repeats.admit(&kind) else {
                     continue;
                 };
+                // The stack as the job's answer has it (source-mapped when
+                // the bundle has a map), cut to the log's field size.
+                let stack = e.stack.join("\n    ");
                 log::emit(
                     LogEvent::JobFailed,
                     "job failed",
-                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message, "repeated": repeated}),
+                    json!({"request_id": request_id, "token": r.token, "component": r.name, "status": e.status, "error": e.name, "message": e.message, "stack": stack, "repeated": repeated}),
                 );
             }
         }
