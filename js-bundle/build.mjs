@@ -2,14 +2,13 @@
 // evaluated once per ssrd worker), dist/client.js (browser), dist/node.cjs
 // (the same components for the reference Hypernova server in bench/) and
 // dist/node-modern.cjs (the modern examples built for Node, for
-// tests/node_parity.rs).
+// tests/node_parity.rs). Each but client.js has a source map beside it.
 import { builtinModules } from "node:module";
 import { build } from "esbuild";
 
 const common = {
   bundle: true,
   minify: true,
-  sourcemap: false,
   legalComments: "none",
   jsx: "automatic",
   loader: { ".js": "jsx" },
@@ -33,9 +32,18 @@ const common = {
 // render never takes (styled-components' interleaveWithNodeStream); if one
 // is taken after all, the worker's `require` says what went wrong.
 // README: "The bundle contract".
+// Server-side builds write a source map beside the bundle
+// (dist/server.js.map ...) and end with a `//# sourceMappingURL=` comment
+// naming it ("linked"): the worker maps a failed job's stack to the
+// original files and lines with it (docs/worker.md, "Source maps"), and
+// Node (--enable-source-maps) finds it the same way. A comment changes
+// nothing the bundle does. The browser bundle has no map: whether to
+// publish one is a deployment's choice.
+const withMap = { sourcemap: "linked" };
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 const server = {
   ...common,
+  ...withMap,
   format: "iife",
   platform: "neutral",
   conditions: ["edge-light", "workerd", "worker", "module"],
@@ -48,7 +56,7 @@ await Promise.all([
   build({ ...server, entryPoints: ["src/server-entry.js"], outfile: "dist/server.js" }),
   build({ ...server, entryPoints: ["src/faults-entry.js"], outfile: "dist/faults.js" }),
   build({ ...common, format: "iife", platform: "browser", target: "es2020", entryPoints: ["src/client-entry.js"], outfile: "dist/client.js" }),
-  build({ ...common, format: "cjs", platform: "node", target: "node18", entryPoints: ["src/node-entry.js"], outfile: "dist/node.cjs" }),
-  build({ ...common, format: "cjs", platform: "node", target: "node18", entryPoints: ["src/node-modern-entry.js"], outfile: "dist/node-modern.cjs" }),
+  build({ ...common, ...withMap, format: "cjs", platform: "node", target: "node18", entryPoints: ["src/node-entry.js"], outfile: "dist/node.cjs" }),
+  build({ ...common, ...withMap, format: "cjs", platform: "node", target: "node18", entryPoints: ["src/node-modern-entry.js"], outfile: "dist/node-modern.cjs" }),
 ]);
-console.log("built dist/server.js dist/faults.js dist/client.js dist/node.cjs dist/node-modern.cjs");
+console.log("built dist/server.js dist/faults.js dist/client.js dist/node.cjs dist/node-modern.cjs (and their .map files, but client.js's)");

@@ -283,6 +283,7 @@ mod tests {
             js: "/run/ssrd/bundles/ab.js".into(),
             snapshot: "/run/ssrd/bundles/ab.snap".into(),
             source: Default::default(),
+            map: None,
         }
     }
 

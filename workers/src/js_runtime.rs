@@ -24,6 +24,7 @@ use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::job::{Cause, Failure, JobError, Rendered};
 use crate::memory_guard::MemoryGuard;
+use crate::stack_map::StackMap;
 use crate::watchdog::{Armed, Canceller, Terminate, Watchdog};
 use crate::{answer, memory, sandbox, web_apis};
 
@@ -51,16 +52,32 @@ pub fn set_v8_flags(flags: &str) -> Result<()> {
     Ok(())
 }
 
-/// A JS bundle: its source and the name stack traces show for it.
+/// A JS bundle: its source, the name stack traces show for it, and its
+/// source map (stack_map.rs).
 #[derive(Clone)]
 pub struct Bundle {
     /// Shown in stack traces and error messages (usually the file path).
     pub name: String,
     /// The whole bundle: a classic script that sets `globalThis.ssrd`.
     pub code: String,
+    /// Maps failed jobs' stacks through the bundle's source map, if it has
+    /// one; shared by every engine started from this bundle.
+    pub stacks: Arc<StackMap>,
 }
 
 impl Bundle {
+    /// A bundle without a source map.
+    pub fn new(name: impl Into<String>, code: impl Into<String>) -> Bundle {
+        let name = name.into();
+        Bundle {
+            stacks: Arc::new(StackMap::none(name.clone())),
+            name,
+            code: code.into(),
+        }
+    }
+
+    /// The bundle at `path`, with the source map beside it or named by its
+    /// `sourceMappingURL` comment (found now, read on the first failed job).
     pub fn load(path: &std::path::Path) -> Result<Bundle> {
         let code = std::fs::read_to_string(path).map_err(|e| {
             Error::new(
@@ -68,8 +85,10 @@ impl Bundle {
                 format!("reading {}: {e}", path.display()),
             )
         })?;
+        let name = path.display().to_string();
         Ok(Bundle {
-            name: path.display().to_string(),
+            stacks: Arc::new(StackMap::for_bundle(path, name.clone(), &code)),
+            name,
             code,
         })
     }
@@ -150,6 +169,8 @@ pub struct Engine {
     /// Set once a render passed the memory guard's limit: the worker
     /// must retire.
     memory_exceeded: bool,
+    /// Maps a failed job's stack to the bundle's original sources.
+    stacks: Arc<StackMap>,
     /// Drives V8's delayed tasks, timers and async renders on this thread.
     tokio: tokio::runtime::Runtime,
 }
@@ -246,6 +267,7 @@ impl Engine {
             placement: false,
             memory_guard,
             memory_exceeded: false,
+            stacks: Arc::clone(&bundle.stacks),
             tokio,
         };
         let problem = engine.call_host_string("checkContract")?;
@@ -326,7 +348,9 @@ impl Engine {
         fired |= cleanup_fired;
         match step {
             _ if fired => Err(timeout_error(timeout)),
-            Step::Done(result) => result,
+            // Only a failed job pays for the source map (parsed on the
+            // first one).
+            Step::Done(result) => result.map_err(|e| self.stacks.map_error(e)),
             Step::TimedOut => Err(timeout_error(timeout)),
             Step::Terminated | Step::Pending(_) => {
                 Err(Failure::InternalError.error("the render was terminated for no known reason"))

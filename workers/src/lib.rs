@@ -24,6 +24,8 @@
 //!   [`sandbox`]: the host's internals kept out of the bundle's reach;
 //! - [`watchdog`]: ends renders that run past their deadline;
 //! - [`snapshot`]: V8 startup snapshots of the evaluated bundle;
+//! - [`stack_map`]: a failed job's stack mapped through the bundle's source
+//!   map to the author's files;
 //! - [`render`]: the render thread and its queue (mutual exclusion; one
 //!   file each for the queue, the loop, the counters, the reporter, retiring);
 //! - [`answer`]: what a render returned, read into the job's outcome;
@@ -65,6 +67,7 @@ pub mod render;
 pub mod sandbox;
 pub mod slate;
 pub mod snapshot;
+pub mod stack_map;
 pub mod trace;
 pub mod watchdog;
 pub mod web_apis;

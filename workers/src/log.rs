@@ -165,9 +165,13 @@ pub enum LogEvent {
     BundleConsole,
     /// A promise the bundle rejected and nobody handled (`text`).
     BundleUnhandledRejection,
-    /// A job failed (`request_id`, `component`, `error`, `message`;
-    /// `repeated` when lines of the same failure were held back).
+    /// A job failed (`request_id`, `component`, `error`, `message`,
+    /// `stack`; `repeated` when lines of the same failure were held back).
     JobFailed,
+    /// The bundle's source map could not be used (too large, unreadable,
+    /// malformed; `bundle`, `map`, `problem`): stacks stay unmapped. Once
+    /// per worker.
+    SourceMapUnusable,
     /// A replacement was not ready in time; its slot leaves rotation until it is.
     WorkerSlowStart,
     /// A worker broke a promise (no heartbeat, slow stop, over a limit; `reason`) and was killed.
@@ -198,7 +202,7 @@ impl LogEvent {
             LeftoverKilled | NginxLogDropped | CrashedInFlight | KillingAll | NginxKilled
             | WorkerHeapLimitExit | WorkerDiedReplaced | WorkerDiedRestartNow
             | WorkerDiedBackoff | WorkerLineUnreadable | WorkerSlowStart | WorkerKilled
-            | JobFailed => "warn",
+            | JobFailed | SourceMapUnusable => "warn",
             // BundleConsole's level is the console method's (bundle_log.js).
             _ => "info",
         }

@@ -112,11 +112,14 @@ pub fn load_or_build(path: &Path, bundle: &Bundle) -> Result<(&'static [u8], Ori
     Ok((Box::leak(blob.into_boxed_slice()), origin))
 }
 
-/// Identifies what a snapshot was built from: the bundle, the host scripts
+/// Identifies what a snapshot was built from: the bundle and its name, the host scripts
 /// baked into it, and the binary's versions.
 fn key(bundle: &Bundle) -> u64 {
     let mut h = Fnv1a::new();
     h.write(bundle.code.as_bytes());
+    // The script name is baked into the snapshot and is what stacks show:
+    // the source map applies to frames under this name (stack_map.rs).
+    h.write(bundle.name.as_bytes());
     for source in web_apis::HOST_SOURCES {
         h.write(source.as_bytes());
     }
@@ -148,10 +151,7 @@ mod tests {
     use super::*;
 
     fn bundle(code: &str) -> Bundle {
-        Bundle {
-            name: "test.js".into(),
-            code: code.into(),
-        }
+        Bundle::new("test.js", code)
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //   classic script (IIFE) for the browser platform, so react-dom/server's
 //   web build is used; `process` is a stub whose `env` is empty, so
 //   `process.env.PORT || 3030` in a server file still evaluates.
-// - client build: `hypernova-react` → react-client.js (hydrateRoot).
+//   It writes a source map beside the bundle (`sourcemap: "linked"`:
+//   `<outfile>.map` and a `//# sourceMappingURL=` comment naming it), which
+//   the worker applies to failed jobs' stacks (ssrd's docs/worker.md,
+//   "Source maps"); pass `sourcemap: false` to build without one.
+// - client build: `hypernova-react` → react-client.js (hydrateRoot); no map
+//   unless asked for (publishing one is the app's choice).
 // - the adapter's own imports of react and react-dom resolve from the app
 //   (absWorkingDir), never from where this package sits (installed by path,
 //   it is a link into ssrd's checkout): one copy of React per bundle.
@@ -86,6 +91,7 @@ export function ssrdServerOptions({ keepHypernovaReact = false, ...options } = {
     format: "iife",
     platform: "browser",
     target: "es2022",
+    sourcemap: "linked",
     inject: [adapterFiles.processStub],
     ...options,
     plugins: [hypernovaForSsrd({ side: "server", appDir, keepHypernovaReact }), ...(options.plugins ?? [])],

@@ -251,10 +251,13 @@ pub(super) fn log_failures(request_id: &str, span: &RequestSpan, results: &[prot
                 let Some(repeated) = repeats.admit(&kind) else {
                     continue;
                 };
+                // The stack as the job's answer has it (source-mapped when
+                // the bundle has a map), cut to the log's field size.
+                let stack = e.stack.join("\n    ");
                 log::emit(
                     LogEvent::JobFailed,
                     "job failed",
-                    json!({"request_id": request_id, "trace_id": span.trace_id(), "token": r.token, "component": r.name, "status": status, "error": e.name, "message": e.message, "repeated": repeated}),
+                    json!({"request_id": request_id, "trace_id": span.trace_id(), "token": r.token, "component": r.name, "status": status, "error": e.name, "message": e.message, "stack": stack, "repeated": repeated}),
                 );
             }
         }
