@@ -224,59 +224,35 @@ fn kill_dash_9_of_haproxy_under_load_fails_nothing() {
     assert!(m.contains("ssrd_workers{state=\"ready\"} 2"), "{m}");
 }
 
-/// Established loopback TCP connections whose far end is `port` (from
-/// /proc/net/tcp): nginx's pooled connections to haproxy, when idle.
-fn established_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = cols[2].rsplit(':').next().unwrap();
-            u16::from_str_radix(remote_port, 16).ok() == Some(port) && cols[3] == "01"
-        })
-        .count()
-}
-
-/// nginx keeps a pool of connections to haproxy. When haproxy dies, every
-/// pooled connection dies with it; a request that nginx sends on one must
-/// be retried on a fresh connection without using up its one retry, so
-/// killing haproxy, idle or under load, still fails nothing.
+/// Why nginx opens a fresh connection to haproxy for every request, and
+/// haproxy one to a worker: a pooled connection dies with the process at
+/// its far end, and nginx's retry would pick another pooled connection to
+/// the same dead haproxy (both of its "servers" are the same address). So
+/// a request sent right after haproxy dies, before any process has noticed,
+/// must still be rendered. (With `keepalive 32` in nginx's upstream this
+/// test fails on its first request: 502 after two "connection reset"
+/// tries; bench/README.md, "Keep-alive pools, measured and refused".)
 #[test]
-fn haproxy_killed_while_nginx_pools_connections_to_it_fails_nothing() {
+fn requests_right_after_haproxy_dies_are_rendered() {
     let mut tier = Tier::start(2, &bundle("server.js"), &[]);
     let load = Load::start(tier.port, small_batch(), 6);
     std::thread::sleep(Duration::from_millis(500));
     let warm = load.stop();
     assert_eq!((warm.failed, warm.refused), (0, 0), "{:?}", warm.samples);
     std::thread::sleep(Duration::from_millis(200));
-    let pooled = established_to(tier.haproxy_port);
-    assert!(
-        pooled > 0,
-        "no idle pooled connection from nginx to haproxy"
-    );
-    // Idle: the pool is full of connections about to die.
     kill(tier.haproxy_pid(), "9");
     for i in 0..20 {
         let r = common::post(tier.port, "/batch", &small_batch());
-        assert_eq!(r.status, 200, "request {i} after the kill: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "request {i} after the kill: {}; nginx: {}",
+            r.text(),
+            std::fs::read_to_string(tier.run_dir.join("nginx-error.log")).unwrap_or_default()
+        );
         assert_eq!(r.json()["success"], true, "request {i}: {}", r.text());
     }
     tier.wait_log(LogEvent::AuxRestarted, 0, Duration::from_secs(10));
-    // Under load, twice more.
-    let load = Load::start(tier.port, small_batch(), 6);
-    for round in 1..3 {
-        std::thread::sleep(Duration::from_millis(700));
-        kill(tier.haproxy_pid(), "9");
-        tier.wait_log(LogEvent::AuxRestarted, round, Duration::from_secs(10));
-    }
-    std::thread::sleep(Duration::from_millis(700));
-    let stats = load.stop();
-    eprintln!("haproxy killed with {pooled} pooled connections, idle and under load: {stats:?}");
-    assert!(stats.ok > 100, "{stats:?}");
-    assert_eq!(stats.failed, 0, "{:?}", stats.samples);
-    assert_eq!(stats.refused, 0);
 }
 
 #[test]
