@@ -208,10 +208,16 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
         let links = http::Links {
             quarantine,
             hangups,
-            events,
+            events: events.clone(),
             tracing: tracing.clone(),
         };
         http::serve(listener, queue, links, http_config, stop).await;
+        // The last requests' events, held back to go out in a batch,
+        // reach the supervisor before the process exits.
+        let _ = tokio::task::spawn_blocking(move || {
+            events.flush(events::COALESCE * 10);
+        })
+        .await;
         // What is queued goes out before the process exits (bounded by
         // the exporter's timeout), off the async runtime.
         let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;

@@ -32,26 +32,41 @@ pub fn new_id() -> String {
 /// The props as they go inside the script element, comment markers included.
 pub fn encode_props(props: &RawValue) -> String {
     // Compact, like JSON.stringify of the parsed props (the raw text may
-    // carry whitespace); fall back to the raw text if it cannot be reparsed.
-    let compact = serde_json::from_str::<serde_json::Value>(props.get())
-        .ok()
-        .and_then(|v| serde_json::to_string(&v).ok())
-        .unwrap_or_else(|| props.get().to_string());
-    let mut out = String::with_capacity(compact.len() + 16);
-    out.push_str("<!--");
-    for c in compact.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '>' => out.push_str("&gt;"),
+    // carry whitespace), streamed from parser to writer without building a
+    // value; the raw text if it cannot be reparsed.
+    let mut compact = Vec::with_capacity(props.get().len());
+    let mut parser = serde_json::Deserializer::from_str(props.get());
+    let mut writer = serde_json::Serializer::new(&mut compact);
+    let text: &[u8] = match serde_transcode::transcode(&mut parser, &mut writer) {
+        Ok(()) => &compact,
+        Err(_) => props.get().as_bytes(),
+    };
+    let mut out = Vec::with_capacity(text.len() + 16);
+    out.extend_from_slice(b"<!--");
+    let mut copied = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let (escape, len): (&[u8], usize) = match &text[i..] {
+            [b'&', ..] => (b"&amp;", 1),
+            [b'>', ..] => (b"&gt;", 1),
             // Only ever inside JSON strings, where these escapes are valid.
-            '<' => out.push_str("\\u003c"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
+            [b'<', ..] => (b"\\u003c", 1),
+            [0xE2, 0x80, 0xA8, ..] => (b"\\u2028", 3),
+            [0xE2, 0x80, 0xA9, ..] => (b"\\u2029", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&text[copied..i]);
+        out.extend_from_slice(escape);
+        i += len;
+        copied = i;
     }
-    out.push_str("-->");
-    out
+    out.extend_from_slice(&text[copied..]);
+    out.extend_from_slice(b"-->");
+    // Only whole ASCII bytes and whole three-byte characters were replaced.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The whole placement: server HTML inside the div, or an empty div (the
@@ -151,6 +166,32 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&decoded).unwrap();
         let orig: serde_json::Value = serde_json::from_str(nasty).unwrap();
         assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn streamed_compaction_writes_what_reparsing_wrote() {
+        // The way the props were compacted before (parse to a value, write
+        // it out), which the streamed one must match byte for byte.
+        fn by_value(s: &str) -> String {
+            let v: serde_json::Value = serde_json::from_str(s).unwrap();
+            serde_json::to_string(&v).unwrap()
+        }
+        for props in [
+            r#"{ "a" : [1, 2.5, -3e2, 1.0, 18446744073709551616, true, null] }"#,
+            r#"{"\u00e9t\u00e9":"caf\u00e9 \/ \" \\ \n \t", "z": {}, "y": []}"#,
+            "{\n  \"nested\": {\"deep\": [{\"k\": \"日本語 – ü\"}]}\n}",
+            r#""just a string""#,
+            "42",
+            r#"{"x":"\ud83d\ude00","tag":"<b>&amp;</b>"}"#,
+        ] {
+            let inner = encode_props(&raw(props));
+            let inner = &inner[4..inner.len() - 3];
+            let expected = by_value(props)
+                .replace('&', "&amp;")
+                .replace('>', "&gt;")
+                .replace('<', "\\u003c");
+            assert_eq!(inner, expected, "{props}");
+        }
     }
 
     #[test]
