@@ -137,16 +137,21 @@ class A18:
         self.port = base
         self.run_dir = Path(tempfile.mkdtemp(prefix="a18-bench-"))
         self.procs = []
+        # Each process's stdout and stderr, in the run dir (quoted when it
+        # exits before it answers).
+        self.logs = {}
         self.started = None
         self.ready_s = None
 
     def url(self, path="/batch"):
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def _spawn(self, cmd, env=None, log_name=None):
-        out = open(self.run_dir / log_name, "w") if log_name else subprocess.DEVNULL
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    def _spawn(self, cmd, env, log_name):
+        path = self.run_dir / log_name
+        with open(path, "w") as out:
+            p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
+        self.logs[p.pid] = path
         return p
 
     def _wait_200(self, port, what, timeout=60):
@@ -155,8 +160,8 @@ class A18:
         while time.time() < deadline:
             for p in self.procs:
                 if p.poll() is not None:
-                    raise RuntimeError(f"A18: {' '.join(map(str, p.args))[:120]} exited with {p.returncode}; "
-                                       f"logs in {self.run_dir}")
+                    raise RuntimeError(f"A18: {' '.join(map(str, p.args))[:120]} exited with {p.returncode}: "
+                                       f"{self.logs[p.pid].read_text()[-1500:]}")
             status, _ = B.post(port, "/batch", body, timeout=5)
             if status == 200:
                 return
@@ -193,8 +198,8 @@ class A18:
             self._wait_200(self.ports["worker_base_port"] + i, f"hypernova worker {i + 1}")
         # As the tier does: haproxy in the foreground (-db), nginx with
         # `daemon off`, both children of this process.
-        self._spawn(["haproxy", "-db", *haproxy_args], log_name="haproxy.log")
-        self._spawn(["nginx", *nginx_args], log_name="nginx.log")
+        self._spawn(["haproxy", "-db", *haproxy_args], None, "haproxy.log")
+        self._spawn(["nginx", *nginx_args], None, "nginx.log")
         self._wait_200(self.port, "nginx → haproxy → hypernova")
         self.ready_s = time.time() - self.started
         self.check_path()

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""ssrd's benchmark: Apache Bench load, the Hypernova peer, the in-isolate
-ceiling and chaos runs, written up as markdown + JSON + PNG plots.
+"""ssrd's benchmark: Apache Bench load against ssrd, A18 (Hypernova behind
+ssrd's own nginx and haproxy: a18.py) and Hypernova's cluster in
+alternating rounds, the in-isolate ceiling, boot and memory figures and
+chaos runs, written up as markdown + JSON + PNG plots.
 
 Run it through bench/run (which installs what is missing and builds first).
 Everything listens on 127.0.0.1 only; every process it starts is stopped
