@@ -125,6 +125,22 @@ def rss_bytes(pids):
     return total
 
 
+def rss_by_name(pids):
+    """VmRSS summed per process name (/proc/PID/comm; for ssrd with its
+    subcommand: `ssrd up`, `ssrd worker`, ...), MiB, largest first."""
+    out = {}
+    for pid in pids:
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            if comm == "ssrd":
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                comm += f" {argv[1].decode(errors='replace')}" if len(argv) > 1 else ""
+        except OSError:
+            continue
+        out[comm] = out.get(comm, 0) + rss_bytes([pid]) / 2**20
+    return dict(sorted(((k, round(v, 1)) for k, v in out.items()), key=lambda kv: -kv[1]))
+
+
 class A18:
     """nginx → haproxy (maxconn 1 per server) → N single-process Hypernova
     servers, from `ssrd config`; stopped on exit."""

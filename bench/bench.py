@@ -502,8 +502,9 @@ def startup_runs(workers, quick):
             idle = [a18.rss_bytes([pid]) for pid in tier.worker_pids()]
             ab(tier.url(), body, 4, 20, 120)
             r = ab(tier.url(), body, 13, n, timeout=max(120, n))
-            tier_rss = a18.rss_bytes(a18.tree_pids([tier.proc.pid]))
-            nprocs = len(a18.tree_pids([tier.proc.pid]))
+            pids = a18.tree_pids([tier.proc.pid])
+            tier_rss, by_name = a18.rss_bytes(pids), a18.rss_by_name(pids)
+            nprocs = len(pids)
         rows.append({
             "system": "ssrd", "start": i, "health_ms": health.get("s", 0) * 1000 or None,
             "ready_ms": ready_s * 1000,
@@ -513,7 +514,7 @@ def startup_runs(workers, quick):
             "snapshot": ",".join(sorted({e.get("snapshot", "?") for e in ready})),
             "idle_worker_rss_mib": statistics.mean(idle) / 2**20 if idle else None,
             "idle_workers_rss_mib": sum(idle) / 2**20,
-            "rss_after_load_mib": tier_rss / 2**20, "processes": nprocs,
+            "rss_after_load_mib": tier_rss / 2**20, "processes": nprocs, "rss_by_name": by_name,
             "load_rps": r.get("rps"), "load_failed": (r.get("failed") or 0) + (r.get("non2xx") or 0),
         })
         log(f"startup ssrd ({i + 1}): /health 200 after {fmt(rows[-1]['health_ms'])} ms, ready line "
@@ -529,12 +530,12 @@ def startup_runs(workers, quick):
             ab(system.url(), body, 4, 20, 120)
             r = ab(system.url(), body, 13, n, timeout=max(120, n))
             pids = system.pids()
-            rss = a18.rss_bytes(pids)
+            rss, by_name = a18.rss_bytes(pids), a18.rss_by_name(pids)
         rows.append({
             "system": "A18", "start": i, "ready_ms": ready_s * 1000, "health_ms": None,
             "idle_worker_rss_mib": statistics.mean(idle) / 2**20 if idle else None,
             "idle_workers_rss_mib": sum(idle) / 2**20,
-            "rss_after_load_mib": rss / 2**20, "processes": len(pids),
+            "rss_after_load_mib": rss / 2**20, "processes": len(pids), "rss_by_name": by_name,
             "load_rps": r.get("rps"), "load_failed": (r.get("failed") or 0) + (r.get("non2xx") or 0),
         })
         log(f"startup A18 ({i + 1}): answering after {ready_s * 1000:.0f} ms, idle worker "
@@ -1212,6 +1213,12 @@ def startup_section(rows):
     out.append(f"Snapshot: {', '.join(sorted({r.get('snapshot') for r in rows if r.get('snapshot')}))} "
                "(the workers' `ready` line).")
     out.append("")
+    out.append("RSS after the load by process name (MiB, summed over processes of that name), each start:")
+    out.append("")
+    for r in rows:
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("rss_by_name") or {}).items())
+        out.append(f"- {r['system']}, start {r['start'] + 1}: {parts}")
+    out.append("")
     return out
 
 
@@ -1343,24 +1350,25 @@ def write_report(name, args, data):
         out.append("")
     if startup:
         out += startup_section(startup)
-    out.append("## Ceiling (renders inside one isolate, no HTTP)")
-    out.append("")
-    out.append("`ssrd render --batch FILE --repeat N`: the worker's own render thread and job loop (body "
-               "parsed and answer written per request, no HTTP) on one core, times the "
-               "worker count: what the box could do if rendering were the only work. Efficiency = "
-               "end-to-end throughput / this ceiling.")
-    out.append("")
-    out.append("| batch | per isolate (batches/s) | mean ms | p99 ms | × workers = ceiling (req/s) |")
-    out.append("|---|---|---|---|---|")
-    for r in ceil:
-        out.append(f"| {r['fixture']} | {fmt(r['per_isolate_rps'])} | {fmt(r['mean_ms'], 2)} | {fmt(r['p99_ms'], 2)} | "
-                   f"{fmt(r['ceiling_rps'])} |")
-    out.append("")
-    out.append("| component | renders/s in one isolate | mean ms | HTML bytes |")
-    out.append("|---|---|---|---|")
-    for r in comps:
-        out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
-    out.append("")
+    if ceil or comps:
+        out.append("## Ceiling (renders inside one isolate, no HTTP)")
+        out.append("")
+        out.append("`ssrd render --batch FILE --repeat N`: the worker's own render thread and job loop (body "
+                   "parsed and answer written per request, no HTTP) on one core, times the "
+                   "worker count: what the box could do if rendering were the only work. Efficiency = "
+                   "end-to-end throughput / this ceiling.")
+        out.append("")
+        out.append("| batch | per isolate (batches/s) | mean ms | p99 ms | × workers = ceiling (req/s) |")
+        out.append("|---|---|---|---|---|")
+        for r in ceil:
+            out.append(f"| {r['fixture']} | {fmt(r['per_isolate_rps'])} | {fmt(r['mean_ms'], 2)} | {fmt(r['p99_ms'], 2)} | "
+                       f"{fmt(r['ceiling_rps'])} |")
+        out.append("")
+        out.append("| component | renders/s in one isolate | mean ms | HTML bytes |")
+        out.append("|---|---|---|---|")
+        for r in comps:
+            out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
+        out.append("")
     iso = data.get("isolation") or []
     if iso:
         out.append("## Isolation: `shared` vs `request`")
