@@ -1085,7 +1085,8 @@ def plots(name, load, chaos):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    systems = sorted({r["system"] for r in load})
+    present = {r["system"] for r in load}
+    systems = [s for s in SYSTEMS if s in present] + sorted(present - set(SYSTEMS))
     files = {}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, fixture in zip(axes, FIXTURE_FILES):
@@ -1107,11 +1108,15 @@ def plots(name, load, chaos):
     width = 0.8 / max(1, len(systems))
     for ax, fixture in zip(axes, FIXTURE_FILES):
         for i, s in enumerate(systems):
-            ys = [find(load, s, fixture, c).get("rps", 0) for c in CONCURRENCY]
-            ax.bar([x + i * width for x in range(len(CONCURRENCY))], ys, width, label=s)
+            rows = [find(load, s, fixture, c) for c in CONCURRENCY]
+            ys = [r.get("rps") or 0 for r in rows]
+            # The range over the rounds, as error bars.
+            err = [[y - (r.get("rps_min") or y) for y, r in zip(ys, rows)],
+                   [(r.get("rps_max") or y) - y for y, r in zip(ys, rows)]]
+            ax.bar([x + i * width for x in range(len(CONCURRENCY))], ys, width, label=s, yerr=err, capsize=2)
         ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(CONCURRENCY))])
         ax.set_xticklabels([f"c={c}" for c in CONCURRENCY])
-        ax.set_title(f"throughput, {fixture} batch")
+        ax.set_title(f"throughput, {fixture} batch (median, range over rounds)")
         ax.set_ylabel("requests/s")
         ax.legend(fontsize=7)
     fig.tight_layout()
