@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""ssrd's benchmark: Apache Bench load, the Hypernova peer, the in-isolate
-ceiling and chaos runs, written up as markdown + JSON + PNG plots.
+"""ssrd's benchmark: Apache Bench load against ssrd, A18 (Hypernova behind
+ssrd's own nginx and haproxy: a18.py) and Hypernova's cluster in
+alternating rounds, the in-isolate ceiling, boot and memory figures and
+chaos runs, written up as markdown + JSON + PNG plots.
 
 Run it through bench/run (which installs what is missing and builds first).
 Everything listens on 127.0.0.1 only; every process it starts is stopped
@@ -24,8 +26,14 @@ import threading
 import urllib.request
 import time
 import http.client
+import statistics
 from contextlib import contextmanager
 from pathlib import Path
+
+if __name__ == "__main__":
+    # bench/a18.py imports this file as `bench`: let it find this module,
+    # not load a second copy.
+    sys.modules.setdefault("bench", sys.modules[__name__])
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -295,18 +303,83 @@ def ab(url, body_file, concurrency, requests, timeout, headers=()):
     return r
 
 
-def load_runs(system_name, url, n_for, warm):
+def load_runs(system_name, url, n_for, warm, rnd=0):
     rows = []
     for fixture, file in FIXTURE_FILES.items():
         body = FIXTURES / file
         ab(url, body, 4, warm, 120)  # warm JITs and connection paths
         for c in CONCURRENCY:
             n = n_for[fixture]
-            log(f"{system_name}: {fixture} c={c} n={n}")
             r = ab(url, body, c, n, timeout=max(120, n))
-            r.update(system=system_name, fixture=fixture)
+            r.update(system=system_name, fixture=fixture, round=rnd)
+            log(f"{system_name} (round {rnd + 1}): {fixture} c={c} n={n}: {r.get('rps', 0):.1f} req/s, "
+                f"p99 {r.get('p99')} ms, failed {r.get('failed')}")
             rows.append(r)
     return rows
+
+
+# The systems of the load section, in alternating rounds: ssrd's tier, A18
+# (Hypernova behind the same nginx and haproxy: bench/a18.py) and HN
+# (Hypernova's own cluster, as Airbnb ships it).
+SYSTEMS = ["ssrd", "A18", "HN"]
+
+
+def start_system(name, workers):
+    if name == "ssrd":
+        return Tier(workers)
+    if name == "A18":
+        import a18
+        return a18.A18(workers)
+    return Hypernova(workers)
+
+
+def load_rounds(workers, n_for, warm, rounds):
+    """Every system, both batches, every concurrency, in `rounds` rounds;
+    each round starts each system afresh and rotates the order (round 2
+    starts with A18, round 3 with HN), so a slow minute on the box does
+    not always land on the same system."""
+    rows = []
+    for rnd in range(rounds):
+        order = SYSTEMS[rnd % len(SYSTEMS):] + SYSTEMS[:rnd % len(SYSTEMS)]
+        for name in order:
+            with start_system(name, workers) as system:
+                rows += load_runs(name, system.url(), n_for, warm, rnd)
+    return rows
+
+
+def aggregate(load):
+    """One row per system, batch and concurrency: the median over rounds of
+    each figure, with min and max (`rps_min`, `rps_max`, ...)."""
+    out = []
+    for system, fixture, c in dict.fromkeys((r["system"], r["fixture"], r["concurrency"]) for r in load):
+        rs = [r for r in load if (r["system"], r["fixture"], r["concurrency"]) == (system, fixture, c)]
+        row = {"system": system, "fixture": fixture, "concurrency": c, "rounds": len(rs),
+               "requests": rs[0].get("requests"),
+               "failed": sum(r.get("failed") or 0 for r in rs), "non2xx": sum(r.get("non2xx") or 0 for r in rs),
+               "errors": sum(1 for r in rs if r.get("error"))}
+        for key in ("rps", "mean_ms", "p50", "p90", "p99", "max"):
+            xs = [r[key] for r in rs if r.get(key) is not None]
+            row[key] = statistics.median(xs) if xs else None
+            row[f"{key}_min"] = min(xs) if xs else None
+            row[f"{key}_max"] = max(xs) if xs else None
+        out.append(row)
+    return out
+
+
+def round_ratios(load, other, fixture, c, key):
+    """ssrd / other for one figure, round by round (each round's ssrd run
+    against the same round's run of the other): (median, min, max)."""
+    xs = []
+    for rnd in sorted({r.get("round", 0) for r in load}):
+        a = next((r.get(key) for r in load if (r["system"], r["fixture"], r["concurrency"], r.get("round", 0))
+                  == ("ssrd", fixture, c, rnd)), None)
+        b = next((r.get(key) for r in load if (r["system"], r["fixture"], r["concurrency"], r.get("round", 0))
+                  == (other, fixture, c, rnd)), None)
+        if a and b:
+            xs.append(a / b)
+    if not xs:
+        return None, None, None
+    return round(statistics.median(xs), 3), round(min(xs), 3), round(max(xs), 3)
 
 
 # ------------------------------------------------------------- ceiling -----
@@ -379,6 +452,94 @@ def isolation_runs(workers, quick):
         log(f"isolation {mode}: " + ", ".join(
             f"{x['fixture']} {x['per_isolate_rps']:.1f}/s in-isolate, {x.get('e2e_rps') or 0:.1f} req/s"
             for x in rows if x["mode"] == mode))
+    return rows
+
+
+# ------------------------------------------------------------- startup -----
+
+def startup_runs(workers, quick):
+    """Boot and memory, ssrd next to A18, over several fresh starts each
+    (alternating): `ssrd up` → the supervisor's /health answering 200 and →
+    its ready line; each worker's spawn → in rotation (the supervisor's
+    `worker_in_rotation` boot_s) and its own boot (isolate from the
+    snapshot, `ready` line boot_ms) and warm-up; the workers' RSS once idle;
+    the RSS of every process of the setup after a load of large batches."""
+    import a18
+    starts = 3
+    n = 200 if quick else 1000
+    body = FIXTURES / FIXTURE_FILES["large"]
+    rows = []
+    for i in range(starts):
+        tier = Tier(workers)
+        health_url = f"http://127.0.0.1:{tier.base + 3}/health"
+        health = {}
+        done = threading.Event()
+
+        def poll_health():
+            while not done.is_set() and time.time() - t0 < 120:
+                status, _ = get_text(health_url, timeout=1)
+                if status == 200:
+                    health["s"] = time.time() - t0
+                    return
+                time.sleep(0.002)
+
+        t0 = time.time()
+        poller = threading.Thread(target=poll_health, daemon=True)
+        poller.start()
+        with tier:
+            ready_s = time.time() - t0
+            poller.join(30)
+            done.set()
+            events = []
+            for line in tier.log_lines():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    pass
+            in_rotation = [e["boot_s"] for e in events if e.get("event") == "worker_in_rotation"]
+            ready = [e for e in events if e.get("event") == "ready"]
+            time.sleep(1)
+            idle = [a18.rss_bytes([pid]) for pid in tier.worker_pids()]
+            ab(tier.url(), body, 4, 20, 120)
+            r = ab(tier.url(), body, 13, n, timeout=max(120, n))
+            pids = a18.tree_pids([tier.proc.pid])
+            tier_rss, by_name = a18.rss_bytes(pids), a18.rss_by_name(pids)
+            nprocs = len(pids)
+        rows.append({
+            "system": "ssrd", "start": i, "health_ms": health.get("s", 0) * 1000 or None,
+            "ready_ms": ready_s * 1000,
+            "spawn_to_rotation_ms": statistics.median(in_rotation) * 1000 if in_rotation else None,
+            "worker_boot_ms": statistics.median(e["boot_ms"] for e in ready) if ready else None,
+            "worker_warmup_ms": statistics.median(e["warmup_ms"] for e in ready) if ready else None,
+            "snapshot": ",".join(sorted({e.get("snapshot", "?") for e in ready})),
+            "idle_worker_rss_mib": statistics.mean(idle) / 2**20 if idle else None,
+            "idle_workers_rss_mib": sum(idle) / 2**20,
+            "rss_after_load_mib": tier_rss / 2**20, "processes": nprocs, "rss_by_name": by_name,
+            "load_rps": r.get("rps"), "load_failed": (r.get("failed") or 0) + (r.get("non2xx") or 0),
+        })
+        log(f"startup ssrd ({i + 1}): /health 200 after {fmt(rows[-1]['health_ms'])} ms, ready line "
+            f"{ready_s * 1000:.0f} ms, idle worker {fmt(rows[-1]['idle_worker_rss_mib'])} MiB, after load "
+            f"{tier_rss / 2**20:.0f} MiB in {nprocs} processes")
+
+        t0 = time.time()
+        with a18.A18(workers) as system:
+            ready_s = time.time() - t0
+            time.sleep(1)
+            nodes = [p.pid for p in system.procs if p.args[0] == "node" and p.poll() is None]
+            idle = [a18.rss_bytes([pid]) for pid in nodes]
+            ab(system.url(), body, 4, 20, 120)
+            r = ab(system.url(), body, 13, n, timeout=max(120, n))
+            pids = system.pids()
+            rss, by_name = a18.rss_bytes(pids), a18.rss_by_name(pids)
+        rows.append({
+            "system": "A18", "start": i, "ready_ms": ready_s * 1000, "health_ms": None,
+            "idle_worker_rss_mib": statistics.mean(idle) / 2**20 if idle else None,
+            "idle_workers_rss_mib": sum(idle) / 2**20,
+            "rss_after_load_mib": rss / 2**20, "processes": len(pids), "rss_by_name": by_name,
+            "load_rps": r.get("rps"), "load_failed": (r.get("failed") or 0) + (r.get("non2xx") or 0),
+        })
+        log(f"startup A18 ({i + 1}): answering after {ready_s * 1000:.0f} ms, idle worker "
+            f"{fmt(rows[-1]['idle_worker_rss_mib'])} MiB, after load {rss / 2**20:.0f} MiB in {len(pids)} processes")
     return rows
 
 
@@ -924,7 +1085,8 @@ def plots(name, load, chaos):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    systems = sorted({r["system"] for r in load})
+    present = {r["system"] for r in load}
+    systems = [s for s in SYSTEMS if s in present] + sorted(present - set(SYSTEMS))
     files = {}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, fixture in zip(axes, FIXTURE_FILES):
@@ -946,11 +1108,15 @@ def plots(name, load, chaos):
     width = 0.8 / max(1, len(systems))
     for ax, fixture in zip(axes, FIXTURE_FILES):
         for i, s in enumerate(systems):
-            ys = [find(load, s, fixture, c).get("rps", 0) for c in CONCURRENCY]
-            ax.bar([x + i * width for x in range(len(CONCURRENCY))], ys, width, label=s)
+            rows = [find(load, s, fixture, c) for c in CONCURRENCY]
+            ys = [r.get("rps") or 0 for r in rows]
+            # The range over the rounds, as error bars.
+            err = [[y - (r.get("rps_min") or y) for y, r in zip(ys, rows)],
+                   [(r.get("rps_max") or y) - y for y, r in zip(ys, rows)]]
+            ax.bar([x + i * width for x in range(len(CONCURRENCY))], ys, width, label=s, yerr=err, capsize=2)
         ax.set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(CONCURRENCY))])
         ax.set_xticklabels([f"c={c}" for c in CONCURRENCY])
-        ax.set_title(f"throughput, {fixture} batch")
+        ax.set_title(f"throughput, {fixture} batch (median, range over rounds)")
         ax.set_ylabel("requests/s")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -989,9 +1155,91 @@ def failed_or_refused(run):
     return run["healthy_failed"] + (0 if run.get("shutdown") else run["refused"])
 
 
+def startup_cell(rows, system, key, nd=1):
+    xs = [r[key] for r in rows if r["system"] == system and r.get(key) is not None]
+    if not xs:
+        return "–"
+    return range_str(statistics.median(xs), min(xs), max(xs), nd)
+
+
+def startup_summary(rows):
+    """The startup figures for the JSON: medians, with [min, max]."""
+    out = {}
+    if not rows:
+        return out
+    for system, tag in (("ssrd", "ssrd"), ("A18", "a18")):
+        for key in ("health_ms", "ready_ms", "spawn_to_rotation_ms", "worker_boot_ms", "worker_warmup_ms",
+                    "idle_worker_rss_mib", "idle_workers_rss_mib", "rss_after_load_mib"):
+            xs = [r[key] for r in rows if r["system"] == system and r.get(key) is not None]
+            if xs:
+                out[f"startup_{tag}_{key}"] = round(statistics.median(xs), 2)
+                out[f"startup_{tag}_{key}_range"] = [round(min(xs), 2), round(max(xs), 2)]
+    # ssrd's RSS after load / A18's, start by start (start i of each).
+    xs = []
+    for i in sorted({r["start"] for r in rows}):
+        a = next((r["rss_after_load_mib"] for r in rows if r["system"] == "ssrd" and r["start"] == i), None)
+        b = next((r["rss_after_load_mib"] for r in rows if r["system"] == "A18" and r["start"] == i), None)
+        if a and b:
+            xs.append(a / b)
+    if xs:
+        out["rss_ratio_a18_after_load"] = round(statistics.median(xs), 3)
+        out["rss_ratio_a18_after_load_range"] = [round(min(xs), 3), round(max(xs), 3)]
+    return out
+
+
+def startup_section(rows):
+    out = ["## Startup and memory", ""]
+    out.append("Fresh starts, ssrd and A18 alternating. ssrd: `ssrd up` started → its supervisor's /health "
+               "(metrics port) answers 200, and → its ready line on stdout (every worker in rotation); a "
+               "worker's spawn → in rotation (the supervisor's `worker_in_rotation` boot_s), its own boot "
+               "(isolate from the snapshot, the `ready` line's boot_ms) and warm-up renders (warmup_ms); "
+               "median over the workers of each start. A18: its Node servers started → the first 200 "
+               "through nginx (after `ssrd config`, `nginx -t`, `haproxy -c`). RSS is VmRSS from /proc: a "
+               "worker's once idle (1 s after ready), and the sum over every process of the setup (ssrd: "
+               "the supervisor's process tree: supervisor, nginx master and worker, haproxy, workers; A18: "
+               "nginx master and worker, haproxy, the Node servers) after ab -c 13 of large batches. Pages "
+               "shared between processes count in each. Median over the starts, (min–max).")
+    out.append("")
+    out.append("| figure | ssrd | A18 |")
+    out.append("|---|---|---|")
+    for key, label, nd in (("health_ms", "start → /health 200 (ms)", 0),
+                           ("ready_ms", "start → ready line / first 200 through nginx (ms)", 0),
+                           ("spawn_to_rotation_ms", "worker spawn → in rotation (ms)", 0),
+                           ("worker_boot_ms", "worker boot: isolate from snapshot (ms)", 1),
+                           ("worker_warmup_ms", "worker warm-up renders (ms)", 0),
+                           ("idle_worker_rss_mib", "idle worker RSS, mean over workers (MiB)", 1),
+                           ("idle_workers_rss_mib", "idle workers' RSS, sum (MiB)", 0),
+                           ("rss_after_load_mib", "every process's RSS after large-batch load (MiB)", 0),
+                           ("processes", "processes counted", 0),
+                           ("load_rps", "the load's req/s (large, c=13)", 1),
+                           ("load_failed", "the load's failed + non-2xx", 0)):
+        out.append(f"| {label} | {startup_cell(rows, 'ssrd', key, nd)} | {startup_cell(rows, 'A18', key, nd)} |")
+    out.append("")
+    out.append(f"Snapshot: {', '.join(sorted({r.get('snapshot') for r in rows if r.get('snapshot')}))} "
+               "(the workers' `ready` line).")
+    out.append("")
+    out.append("RSS after the load by process name (MiB, summed over processes of that name), each start:")
+    out.append("")
+    for r in rows:
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("rss_by_name") or {}).items())
+        out.append(f"- {r['system']}, start {r['start'] + 1}: {parts}")
+    out.append("")
+    return out
+
+
+def range_str(med, lo, hi, nd=1):
+    """`median (min–max)`, or the median alone when there is one value."""
+    if med is None:
+        return "–"
+    if lo is None or hi is None or lo == hi:
+        return fmt(float(med), nd)
+    return f"{fmt(float(med), nd)} ({fmt(float(lo), nd)}–{fmt(float(hi), nd)})"
+
+
 def write_report(name, args, data):
-    load, ceil, comps, chaos = data["load"], data["ceiling"], data["components"], data["chaos"]
-    S, H = "ssrd (first)", "hypernova"
+    rounds, ceil, comps, chaos = data["load"], data["ceiling"], data["components"], data["chaos"]
+    load = aggregate(rounds)
+    S = "ssrd"
     summary = {
         "name": name,
         "date": data["date"],
@@ -999,19 +1247,24 @@ def write_report(name, args, data):
         "workers": args.workers,
         "machine": data["machine"],
         "versions": data["versions"],
+        "load_rounds": max((r.get("round", 0) + 1 for r in rounds if r["system"] in SYSTEMS), default=0),
     }
-    lines = []
     for fixture in FIXTURE_FILES:
-        s13, h13 = find(load, S, fixture, 13), find(load, H, fixture, 13)
-        s20, h20 = find(load, S, fixture, 20), find(load, H, fixture, 20)
+        s13 = find(load, S, fixture, 13)
         c = next((r for r in ceil if r["fixture"] == fixture), {})
-        summary[f"throughput_ratio_c13_{fixture}"] = ratio(s13.get("rps"), h13.get("rps"))
-        summary[f"p99_ratio_c20_{fixture}"] = ratio(s20.get("p99"), h20.get("p99"))
+        for other, tag in (("A18", "a18"), ("HN", "hn")):
+            for key, conc, fig in (("rps", 13, "throughput_ratio"), ("p99", 20, "p99_ratio")):
+                med, lo, hi = round_ratios(rounds, other, fixture, conc, key)
+                summary[f"{fig}_{tag}_c{conc}_{fixture}"] = med
+                summary[f"{fig}_{tag}_c{conc}_{fixture}_range"] = [lo, hi] if med is not None else None
+        # The keys of earlier reports: the ratios to Hypernova (HN).
+        summary[f"throughput_ratio_c13_{fixture}"] = summary[f"throughput_ratio_hn_c13_{fixture}"]
+        summary[f"p99_ratio_c20_{fixture}"] = summary[f"p99_ratio_hn_c20_{fixture}"]
         summary[f"efficiency_c13_{fixture}"] = ratio(s13.get("rps"), c.get("ceiling_rps"))
     # Headline figures: the realistic heavy page.
-    summary["throughput_ratio_c13"] = summary["throughput_ratio_c13_large"]
-    summary["p99_ratio_c20"] = summary["p99_ratio_c20_large"]
-    summary["efficiency_c13"] = summary["efficiency_c13_large"]
+    for key in ("throughput_ratio_a18_c13", "p99_ratio_a18_c20", "throughput_ratio_hn_c13", "p99_ratio_hn_c20",
+                "throughput_ratio_c13", "p99_ratio_c20", "efficiency_c13"):
+        summary[key] = summary[f"{key}_large"]
     summary["chaos_failed"] = sum(failed_or_refused(r) for r in chaos) if chaos else None
     summary["chaos_refused_in_shutdown"] = sum(r["refused"] for r in chaos if r.get("shutdown")) if chaos else None
     summary["chaos_total"] = sum(r["healthy"] for r in chaos) if chaos else None
@@ -1019,6 +1272,9 @@ def write_report(name, args, data):
     summary["chaos_faulty_unexpected"] = sum(r["faulty_unexpected"] for r in chaos) if chaos else None
     first_vs_rr = ratio(find(load, "ssrd (static-rr)", "large", 13).get("p50"), find(load, S, "large", 13).get("p50"))
     summary["static_rr_vs_first_p50_c13_large"] = first_vs_rr
+    startup = data.get("startup") or []
+    startup_figs = startup_summary(startup)
+    summary.update({k: v for k, v in startup_figs.items()})
 
     m, v = data["machine"], data["versions"]
     out = [f"# ssrd benchmark: {name}", ""]
@@ -1027,60 +1283,97 @@ def write_report(name, args, data):
     out.append("")
     out.append("## Summary")
     out.append("")
-    out.append("| figure | ssrd | hypernova | ratio | target |")
-    out.append("|---|---|---|---|---|")
+    if load:
+        out.append(f"Load: median over {summary['load_rounds']} alternating rounds, (min–max) over the rounds. "
+                   "Ratios: ssrd's run divided by the other system's run of the same round, median "
+                   "(min–max) of those per-round ratios. A18 = Hypernova behind the same nginx and haproxy "
+                   "as ssrd (the anchor); HN = Hypernova's own Node cluster.")
+        out.append("")
+        out.append("| figure | ssrd | A18 | HN | ssrd / A18 | ssrd / HN | target |")
+        out.append("|---|---|---|---|---|---|---|")
+        for fixture in FIXTURE_FILES:
+            for key, conc, fig, label, nd, target in (
+                    ("rps", 13, "throughput_ratio", "throughput", 1, "≥ 1.5×"),
+                    ("p99", 20, "p99_ratio", "p99 latency", 0, "≤ 0.5×")):
+                cells = []
+                for system in SYSTEMS:
+                    r = find(load, system, fixture, conc)
+                    cells.append(range_str(r.get(key), r.get(f"{key}_min"), r.get(f"{key}_max"), nd))
+                ratios = []
+                for tag in ("a18", "hn"):
+                    med = summary[f"{fig}_{tag}_c{conc}_{fixture}"]
+                    lo, hi = summary[f"{fig}_{tag}_c{conc}_{fixture}_range"] or (None, None)
+                    ratios.append(range_str(med, lo, hi, 2) + ("×" if med is not None else ""))
+                unit = "req/s" if key == "rps" else "ms"
+                out.append(f"| {label}, {fixture} batch, c={conc} ({unit}) | {' | '.join(cells)} | "
+                           f"{' | '.join(ratios)} | {target} |")
     for fixture in FIXTURE_FILES:
-        s13, h13 = find(load, S, fixture, 13), find(load, H, fixture, 13)
-        s20, h20 = find(load, S, fixture, 20), find(load, H, fixture, 20)
-        out.append(f"| throughput, {fixture} batch, c=13 (req/s) | {fmt(s13.get('rps'))} | {fmt(h13.get('rps'))} | "
-                   f"{fmt(summary[f'throughput_ratio_c13_{fixture}'], 2)}× | ≥ 1.5× |")
-        out.append(f"| p99 latency, {fixture} batch, c=20 (ms) | {fmt(s20.get('p99'), 0)} | {fmt(h20.get('p99'), 0)} | "
-                   f"{fmt(summary[f'p99_ratio_c20_{fixture}'], 2)}× | ≤ 0.5× |")
-    for fixture in FIXTURE_FILES:
-        out.append(f"| efficiency, {fixture} batch, c=13 (e2e / in-isolate ceiling) | "
-                   f"{fmt(summary[f'efficiency_c13_{fixture}'], 2)} | | | ≥ 0.85 |")
+        if summary[f"efficiency_c13_{fixture}"] is not None:
+            out.append(f"| efficiency, {fixture} batch, c=13 (e2e median / in-isolate ceiling) | "
+                       f"{fmt(summary[f'efficiency_c13_{fixture}'], 2)} | | | | | ≥ 0.85 |")
+    if startup:
+        out.append(f"| `ssrd up` → /health 200 (ms) | {startup_cell(startup, 'ssrd', 'health_ms', 0)} | | | | | ≤ 200 |")
+        out.append(f"| worker spawn → in rotation, snapshot (ms) | "
+                   f"{startup_cell(startup, 'ssrd', 'spawn_to_rotation_ms', 0)} | | | | | ≤ 30 |")
+        out.append(f"| idle worker RSS (MiB) | {startup_cell(startup, 'ssrd', 'idle_worker_rss_mib')} | "
+                   f"{startup_cell(startup, 'A18', 'idle_worker_rss_mib')} | | | | ≤ 40 |")
+        lo, hi = startup_figs.get("rss_ratio_a18_after_load_range") or (None, None)
+        out.append(f"| RSS of the whole setup after large-batch load (MiB) | "
+                   f"{startup_cell(startup, 'ssrd', 'rss_after_load_mib', 0)} | "
+                   f"{startup_cell(startup, 'A18', 'rss_after_load_mib', 0)} | | "
+                   f"{range_str(startup_figs.get('rss_ratio_a18_after_load'), lo, hi, 2)}× | | ≤ 0.5× |")
     if chaos:
         out.append(f"| chaos: failed or refused / healthy requests (refusals outside shutdown) | "
-                   f"{summary['chaos_failed']} / {summary['chaos_total']} | | | 0 |")
+                   f"{summary['chaos_failed']} / {summary['chaos_total']} | | | | | 0 |")
         out.append(f"| chaos: faulty requests with an unexpected answer | "
-                   f"{summary['chaos_faulty_unexpected']} / {summary['chaos_faulty']} | | | 0 |")
+                   f"{summary['chaos_faulty_unexpected']} / {summary['chaos_faulty']} | | | | | 0 |")
     out.append("")
     out.append("Plots: " + ", ".join(f"[{k}]({f})" for k, f in data["plots"].items()))
     out.append("")
     for k, f in data["plots"].items():
         out.append(f"![{k}]({f})")
     out.append("")
-    out.append("## Load (ab -l -r -c C -n N, POST /batch)")
-    out.append("")
-    out.append("Each system serves the same components with the same number of worker processes; every "
-               "request is a fresh connection, as ab sends them. `ssrd` is the whole tier (nginx → haproxy → "
-               "workers); `hypernova` is the hypernova 2.5.0 npm package on Node's cluster.")
-    out.append("")
-    out.append("| system | batch | c | n | req/s | mean ms | p50 | p90 | p99 | max | failed | non-2xx |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in load:
-        out.append(f"| {r['system']} | {r['fixture']} | {r['concurrency']} | {r.get('requests')} | {fmt(r.get('rps'))} | "
-                   f"{fmt(r.get('mean_ms'))} | {fmt(r.get('p50'), 0)} | {fmt(r.get('p90'), 0)} | {fmt(r.get('p99'), 0)} | "
-                   f"{fmt(r.get('max'), 0)} | {fmt(r.get('failed'), 0)} | {fmt(r.get('non2xx'), 0)} |")
-    out.append("")
-    out.append("## Ceiling (renders inside one isolate, no HTTP)")
-    out.append("")
-    out.append("`ssrd render --batch FILE --repeat N`: the worker's own render thread and job loop (body "
-               "parsed and answer written per request, no HTTP) on one core, times the "
-               "worker count: what the box could do if rendering were the only work. Efficiency = "
-               "end-to-end throughput / this ceiling.")
-    out.append("")
-    out.append("| batch | per isolate (batches/s) | mean ms | p99 ms | × workers = ceiling (req/s) |")
-    out.append("|---|---|---|---|---|")
-    for r in ceil:
-        out.append(f"| {r['fixture']} | {fmt(r['per_isolate_rps'])} | {fmt(r['mean_ms'], 2)} | {fmt(r['p99_ms'], 2)} | "
-                   f"{fmt(r['ceiling_rps'])} |")
-    out.append("")
-    out.append("| component | renders/s in one isolate | mean ms | HTML bytes |")
-    out.append("|---|---|---|---|")
-    for r in comps:
-        out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
-    out.append("")
+    if load:
+        out.append("## Load (ab -l -r -c C -n N, POST /batch)")
+        out.append("")
+        out.append("Each system serves the same components with the same number of worker processes; every "
+                   "request is a fresh connection, as ab sends them. `ssrd` is the whole tier (nginx → haproxy → "
+                   "workers); `A18` is Hypernova 2.5.0, one single-process Node server per slot, behind the "
+                   "nginx and haproxy configs `ssrd config` prints (bench/a18.py); `HN` is Hypernova 2.5.0 on "
+                   "Node's cluster. The systems ran in alternating rounds, each round starting each system "
+                   "afresh; figures are the median over the rounds with (min–max); failed and non-2xx are "
+                   "summed over the rounds.")
+        out.append("")
+        out.append("| system | batch | c | rounds × n | req/s | mean ms | p50 | p90 | p99 | max | failed | non-2xx |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in load:
+            out.append(f"| {r['system']} | {r['fixture']} | {r['concurrency']} | {r['rounds']} × {r.get('requests')} | "
+                       f"{range_str(r.get('rps'), r.get('rps_min'), r.get('rps_max'))} | {fmt(r.get('mean_ms'))} | "
+                       f"{fmt(r.get('p50'), 0)} | {fmt(r.get('p90'), 0)} | "
+                       f"{range_str(r.get('p99'), r.get('p99_min'), r.get('p99_max'), 0)} | "
+                       f"{fmt(r.get('max'), 0)} | {fmt(r.get('failed'), 0)} | {fmt(r.get('non2xx'), 0)} |")
+        out.append("")
+    if startup:
+        out += startup_section(startup)
+    if ceil or comps:
+        out.append("## Ceiling (renders inside one isolate, no HTTP)")
+        out.append("")
+        out.append("`ssrd render --batch FILE --repeat N`: the worker's own render thread and job loop (body "
+                   "parsed and answer written per request, no HTTP) on one core, times the "
+                   "worker count: what the box could do if rendering were the only work. Efficiency = "
+                   "end-to-end throughput / this ceiling.")
+        out.append("")
+        out.append("| batch | per isolate (batches/s) | mean ms | p99 ms | × workers = ceiling (req/s) |")
+        out.append("|---|---|---|---|---|")
+        for r in ceil:
+            out.append(f"| {r['fixture']} | {fmt(r['per_isolate_rps'])} | {fmt(r['mean_ms'], 2)} | {fmt(r['p99_ms'], 2)} | "
+                       f"{fmt(r['ceiling_rps'])} |")
+        out.append("")
+        out.append("| component | renders/s in one isolate | mean ms | HTML bytes |")
+        out.append("|---|---|---|---|")
+        for r in comps:
+            out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
+        out.append("")
     iso = data.get("isolation") or []
     if iso:
         out.append("## Isolation: `shared` vs `request`")
@@ -1171,24 +1464,22 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer requests and shorter chaos runs (< 10 min)")
     ap.add_argument("--name", default=None, help="report name (default: date, plus -quick)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="workers per system (default: cores)")
-    ap.add_argument("--sections", default="load,peer,ceiling,isolation,traces,chaos",
-                    help="comma-separated subset of load,peer,ceiling,isolation,traces,chaos")
+    ap.add_argument("--sections", default="load,peer,ceiling,isolation,startup,traces,chaos",
+                    help="comma-separated subset of load,peer,ceiling,isolation,startup,traces,chaos")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     name = args.name or (datetime.date.today().isoformat() + ("-quick" if args.quick else ""))
     (BENCH / "results").mkdir(exist_ok=True)
-    n_for = {"small": 2000, "large": 400} if args.quick else {"small": 10000, "large": 10000}
+    # Per ab run; each runs once per round (3 rounds, 2 with --quick).
+    n_for = {"small": 2000, "large": 400} if args.quick else {"small": 5000, "large": 2000}
     warm = 100 if args.quick else 500
     started = time.time()
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "versions": versions(), "load": [], "ceiling": [], "components": [], "chaos": [],
-            "isolation": [], "traces": []}
+            "isolation": [], "traces": [], "startup": []}
     if "load" in sections:
-        with Tier(args.workers) as tier:
-            data["load"] += load_runs("ssrd (first)", tier.url(), n_for, warm)
+        data["load"] += load_rounds(args.workers, n_for, warm, 2 if args.quick else 3)
     if "peer" in sections:
-        with Hypernova(args.workers) as hn:
-            data["load"] += load_runs("hypernova", hn.url(), n_for, warm)
         with Tier(args.workers, balance="static-rr") as tier:
             data["load"] += load_runs("ssrd (static-rr)", tier.url(), n_for, warm)
     if "ceiling" in sections:
@@ -1197,11 +1488,13 @@ def main():
         data["components"] = component_ceiling(2000 if args.quick else 10000)
     if "isolation" in sections:
         data["isolation"] = isolation_runs(args.workers, args.quick)
+    if "startup" in sections:
+        data["startup"] = startup_runs(args.workers, args.quick)
     if "traces" in sections:
         data["traces"] = trace_runs(args.workers, args.quick)
     if "chaos" in sections:
         data["chaos"] = chaos_runs(args.workers, 8 if args.quick else 30)
-    data["plots"] = plots(name, data["load"], data["chaos"]) if data["load"] else {}
+    data["plots"] = plots(name, aggregate(data["load"]), data["chaos"]) if data["load"] else {}
     summary = write_report(name, args, data)
     log(f"done in {time.time() - started:.0f}s: bench/results/{name}.md")
     print(json.dumps(summary, indent=2))
