@@ -185,6 +185,20 @@ fn a_budget_of_zero_turns_the_cache_off() {
     assert_eq!(metric(&m, "ssrd_render_cache_misses_total"), 0.0, "{m}");
 }
 
+/// `ssrd worker` with `bundle`, bounded: one that starts (a declaration
+/// wrongly accepted) is killed and fails the test instead of hanging it.
+fn start_worker(bundle: &std::path::Path) -> std::process::Output {
+    let child = std::process::Command::new(common::bin())
+        .args(["worker", "--port", "0", "--bundle"])
+        .arg(bundle)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_output(child, Duration::from_secs(30))
+}
+
 #[test]
 fn a_wrong_cache_declaration_keeps_the_worker_from_starting() {
     let dir = common::tempdir("bad-cache");
@@ -211,11 +225,7 @@ fn a_wrong_cache_declaration_keeps_the_worker_from_starting() {
     ] {
         let path = dir.join("bad.js");
         std::fs::write(&path, source.replace(declared, replacement)).unwrap();
-        let out = std::process::Command::new(common::bin())
-            .args(["worker", "--port", "0", "--bundle"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = start_worker(&path);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{replacement}: {stderr}");
         assert!(stderr.contains(needle), "{replacement}: {stderr}");
@@ -227,11 +237,7 @@ fn a_wrong_cache_declaration_keeps_the_worker_from_starting() {
         source.replace("cache: {", "cache: \"all\", ignored: {"),
     )
     .unwrap();
-    let out = std::process::Command::new(common::bin())
-        .args(["worker", "--port", "0", "--bundle"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = start_worker(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
