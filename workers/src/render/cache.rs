@@ -1,4 +1,4 @@
-// Over 450 lines: one concern (the render cache: its key, bounds and figures); 161 of them are its unit tests.
+// Over 450 lines: one concern (the render cache: its key, bounds and figures); 160 of them are its unit tests.
 //! The render cache (opt-in, README "The bundle contract", `cache`): the
 //! HTML and meta of components the bundle declared pure, kept by the render
 //! thread so a repeat is answered without entering V8 at all.
