@@ -109,6 +109,16 @@ fn a_declared_component_renders_once_per_canonical_key_and_hits_are_counted() {
     });
     assert!(metric(&m, "ssrd_render_cache_bytes{") > 0.0, "{m}");
     assert_eq!(metric(&m, "ssrd_render_cache_evictions_total"), 0.0, "{m}");
+    // The worker's own /stats has the same figures.
+    let stats = common::get(tier.worker_ports[0], "/stats").json();
+    let cache = &stats["render_cache"];
+    assert_eq!(
+        (&cache["hits"], &cache["misses"]),
+        (&json!(3), &json!(5)),
+        "{stats}"
+    );
+    assert_eq!(cache["budget"], 64 << 20, "{stats}");
+    assert_eq!(cache["entries"], 4, "{stats}");
 }
 
 #[test]
