@@ -1464,8 +1464,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer requests and shorter chaos runs (< 10 min)")
     ap.add_argument("--name", default=None, help="report name (default: date, plus -quick)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="workers per system (default: cores)")
-    ap.add_argument("--sections", default="load,peer,ceiling,isolation,startup,traces,chaos",
-                    help="comma-separated subset of load,peer,ceiling,isolation,startup,traces,chaos")
+    ap.add_argument("--sections", default="load,peer,ceiling,isolation,startup,traces,cache,chaos",
+                    help="comma-separated subset of load,peer,ceiling,isolation,startup,traces,cache,chaos "
+                         "(cache: the render cache, bench/cache_bench.py)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     name = args.name or (datetime.date.today().isoformat() + ("-quick" if args.quick else ""))
@@ -1494,8 +1495,13 @@ def main():
         data["traces"] = trace_runs(args.workers, args.quick)
     if "chaos" in sections:
         data["chaos"] = chaos_runs(args.workers, 8 if args.quick else 30)
+    if "cache" in sections:
+        import cache_bench
+        data["cache"] = cache_bench.cache_runs(args.workers, args.quick, sys.modules[__name__])
     data["plots"] = plots(name, aggregate(data["load"]), data["chaos"]) if data["load"] else {}
     summary = write_report(name, args, data)
+    if data.get("cache"):
+        cache_bench.append_report(BENCH / "results" / name, data["cache"])
     log(f"done in {time.time() - started:.0f}s: bench/results/{name}.md")
     print(json.dumps(summary, indent=2))
 

@@ -149,6 +149,10 @@ options! {
     /// The most jobs one /batch request may hold; a larger batch is refused
     /// (400 BadRequest) before anything renders.
     max_batch_jobs: u64 = W::MAX_BATCH_JOBS.default, in W::MAX_BATCH_JOBS.range;
+    /// Each worker's render cache, bytes: components the bundle declares
+    /// pure (README, "The bundle contract", `cache`) are answered from it
+    /// on a repeat, without rendering. 0 = off.
+    render_cache_bytes: u64 = W::RENDER_CACHE_BYTES.default, in W::RENDER_CACHE_BYTES.range;
     /// Where nginx keeps the part of a request body past 512 KiB while it
     /// arrives (empty: run_dir/nginx/body). Put it on a disk, not a RAM
     /// file system, when run_dir is one (/run under systemd).
@@ -379,6 +383,7 @@ mod tests {
         ("isolation", "request", "\"request\""),
         ("max_body_mb", "9", "9"),
         ("max_batch_jobs", "50", "50"),
+        ("render_cache_bytes", "1048576", "1048576"),
         (
             "body_temp_dir",
             "/var/tmp/ssrd-body",

@@ -97,6 +97,15 @@ pub struct Metrics {
     /// Requests whose caller went away before the answer (rendering
     /// stopped).
     pub abandoned: IntCounter,
+    /// Jobs the workers answered from their render cache.
+    pub cache_hits: IntCounter,
+    /// Jobs of cached components that had to render.
+    pub cache_misses: IntCounter,
+    /// Render cache entries dropped, by reason: `space` (a component's
+    /// maxEntries or the byte budget), `ttl`.
+    pub cache_evictions: IntCounterVec,
+    /// Bytes each worker's render cache holds.
+    pub cache_bytes: IntGaugeVec,
     /// 1 for the bundle being served, labelled with its hash: which hosts
     /// run which bundle during a rolling deploy.
     bundle_info: IntGaugeVec,
@@ -201,6 +210,32 @@ impl Metrics {
             "Requests whose caller went away before the answer; their rendering stopped.",
         )
         .expect("metric definition");
+        let cache_hits = IntCounter::new(
+            "ssrd_render_cache_hits_total",
+            "Jobs answered from a worker's render cache, without rendering.",
+        )
+        .expect("metric definition");
+        let cache_misses = IntCounter::new(
+            "ssrd_render_cache_misses_total",
+            "Jobs of components the bundle declares cached that had to render.",
+        )
+        .expect("metric definition");
+        let cache_evictions = IntCounterVec::new(
+            Opts::new(
+                "ssrd_render_cache_evictions_total",
+                "Render cache entries dropped, by reason: space (maxEntries or the byte budget), ttl.",
+            ),
+            &["reason"],
+        )
+        .expect("metric definition");
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new(
+                "ssrd_render_cache_bytes",
+                "Bytes held by the render cache, per worker (never above render_cache_bytes).",
+            ),
+            &["worker"],
+        )
+        .expect("metric definition");
         let bundle_info = IntGaugeVec::new(
             Opts::new(
                 "ssrd_bundle_info",
@@ -236,6 +271,10 @@ impl Metrics {
             Box::new(quarantine_refusals.clone()),
             Box::new(trace_export_failures.clone()),
             Box::new(abandoned.clone()),
+            Box::new(cache_hits.clone()),
+            Box::new(cache_misses.clone()),
+            Box::new(cache_evictions.clone()),
+            Box::new(cache_bytes.clone()),
             Box::new(bundle_info.clone()),
             Box::new(bundle_loaded.clone()),
             Box::new(draining.clone()),
@@ -256,6 +295,9 @@ impl Metrics {
         for result in ["ok", "failed"] {
             reloads.with_label_values(&[result]);
         }
+        for reason in ["space", "ttl"] {
+            cache_evictions.with_label_values(&[reason]);
+        }
         Arc::new(Metrics {
             registry,
             render_duration,
@@ -275,6 +317,10 @@ impl Metrics {
             quarantine_refusals,
             trace_export_failures,
             abandoned,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_bytes,
             bundle_info,
             bundle_loaded,
             draining,

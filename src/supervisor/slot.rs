@@ -72,6 +72,9 @@ pub struct Slot {
     /// The current process's count of failed trace exports, as last
     /// reported (the metric grows by the difference).
     pub trace_failures: u64,
+    /// The current process's render cache figures, as last reported (the
+    /// counters grow by the difference).
+    pub cache: ssrd_worker::events::CacheFigures,
     /// Requests after which it is recycled (jittered), if recycling.
     pub quota: Option<u64>,
     /// Last event from the process: heartbeats prove the render thread lives.
@@ -106,6 +109,7 @@ impl Slot {
             generation: 0,
             requests: 0,
             trace_failures: 0,
+            cache: Default::default(),
             quota: None,
             last_seen: now,
             backoff: Backoff::default(),

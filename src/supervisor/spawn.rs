@@ -174,6 +174,7 @@ pub fn worker_args(config: &Config, bundle: &Stored) -> Vec<OsString> {
     options.dev = config.dev;
     options.max_body_bytes = config.max_body_mb << 20;
     options.max_batch_jobs = config.max_batch_jobs;
+    options.render_cache_bytes = config.render_cache_bytes;
     options.snapshot = config.snapshot.then(|| bundle.snapshot.clone());
     let mut args = vec![OsString::from("worker")];
     args.extend(options.to_args());
@@ -312,6 +313,7 @@ mod tests {
                 max_html_mb: pick(WorkerOptions::MAX_HTML_MB.range),
                 max_body_mb: pick(1..=1024),
                 max_batch_jobs: pick(WorkerOptions::MAX_BATCH_JOBS.range),
+                render_cache_bytes: pick(WorkerOptions::RENDER_CACHE_BYTES.range),
                 recycle_rss_mb: pick(WorkerOptions::RSS_LIMIT_MB.range),
                 v8_flags: "--max-lazy".into(),
                 snapshot: edge == 0,
@@ -321,6 +323,7 @@ mod tests {
             assert_eq!(o.engine.render_timeout_ms, config.render_timeout_ms);
             assert_eq!(o.max_body_bytes, config.max_body_mb << 20);
             assert_eq!(o.engine.rss_limit_mb, config.recycle_rss_mb);
+            assert_eq!(o.render_cache_bytes, config.render_cache_bytes);
             assert_eq!(o.engine.v8_flags, "--max-lazy");
             assert_eq!(o.snapshot.is_some(), config.snapshot);
         }

@@ -32,6 +32,29 @@ pub fn record_memory(m: &Metrics, worker: &str, heap_used: u64, rss: Option<u64>
     }
 }
 
+/// A worker's render cache figures from a heartbeat: the counters grow by
+/// what changed since `before` (that process's last heartbeat), the bytes
+/// gauge is set.
+pub fn record_cache(
+    m: &Metrics,
+    worker: &str,
+    before: events::CacheFigures,
+    now: events::CacheFigures,
+) {
+    m.cache_hits.inc_by(now.hits.saturating_sub(before.hits));
+    m.cache_misses
+        .inc_by(now.misses.saturating_sub(before.misses));
+    m.cache_evictions
+        .with_label_values(&["space"])
+        .inc_by(now.evictions.saturating_sub(before.evictions));
+    m.cache_evictions
+        .with_label_values(&["ttl"])
+        .inc_by(now.expired.saturating_sub(before.expired));
+    m.cache_bytes
+        .with_label_values(&[worker])
+        .set(now.bytes.min(i64::MAX as u64) as i64);
+}
+
 /// Workers by state.
 pub fn update_gauges(m: &Metrics, slots: &[Slot]) {
     for label in SlotState::LABELS {

@@ -86,6 +86,7 @@ impl Supervisor {
                 slot.generation = self.generation;
                 slot.requests = 0;
                 slot.trace_failures = 0;
+                slot.cache = Default::default();
                 slot.quota = quota;
                 slot.last_seen = now;
                 slot.kill_reason = None;
@@ -291,6 +292,8 @@ impl Supervisor {
                 let new = h.trace_export_failures.saturating_sub(slot.trace_failures);
                 slot.trace_failures = h.trace_export_failures;
                 self.metrics.trace_export_failures.inc_by(new);
+                telemetry::record_cache(&self.metrics, &slot.name, slot.cache, h.render_cache);
+                slot.cache = h.render_cache;
                 (h.heap_used, h.heap_limit, Some(h.rss))
             }
             WorkerEvent::Quarantined(_) => return,

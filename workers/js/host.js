@@ -30,7 +30,7 @@ import { installOffheapBudget } from "ext:ssrd_host/offheap_budget.js";
 import { disableLateCallbacks } from "ext:ssrd_host/late_callbacks.js";
 import { installGlobals } from "ext:ssrd_host/globals.js";
 import { installStreams } from "ext:ssrd_host/web_streams.js";
-import { checkContract, markupMode, renderJob, warmupJobs } from "ext:ssrd_host/render_glue.js";
+import { cachePolicies, checkContract, markupMode, renderJob, warmupJobs } from "ext:ssrd_host/render_glue.js";
 import { afterJob } from "ext:ssrd_host/between_jobs.js";
 import { lockdown } from "ext:ssrd_host/lockdown.js";
 
@@ -73,6 +73,7 @@ ObjectDefineProperty(
     value: {
       renderJob,
       checkContract,
+      cachePolicies,
       markupMode,
       warmupJobs,
       onStart,

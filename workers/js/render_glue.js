@@ -20,8 +20,11 @@ const {
   Error,
   JSONParse,
   JSONStringify,
+  NumberIsSafeInteger,
+  ObjectKeys,
   PromisePrototypeThen,
   ReflectApply,
+  String,
 } = primordials;
 
 // Captured before any bundle code runs (which may replace the global).
@@ -82,7 +85,56 @@ export function checkContract() {
   if (api.markup !== undefined && api.markup !== "placement") {
     return 'globalThis.ssrd.markup must be "placement" or absent (see README, "The bundle contract")';
   }
-  return "";
+  const cache = readCache(api.cache);
+  return typeof cache === "string" ? cache : "";
+}
+
+// The most entries one component may declare, and the longest ttl (30 days).
+const CACHE_MAX_ENTRIES = 1000000;
+const CACHE_MAX_TTL_MS = 2592000000;
+
+// `globalThis.ssrd.cache` ({Name: {maxEntries, ttlMs}}, the components
+// whose HTML depends on their props alone) as [name, maxEntries, ttlMs]
+// triples, or a message saying what is wrong with it.
+function readCache(cache) {
+  const where = "globalThis.ssrd.cache";
+  const contract = '(see README, "The bundle contract")';
+  if (cache === undefined) return [];
+  if (cache === null || typeof cache !== "object" || ArrayIsArray(cache)) {
+    return `${where} must be an object of {Component: {maxEntries, ttlMs}} ${contract}`;
+  }
+  const out = [];
+  const names = ObjectKeys(cache);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const entry = cache[name];
+    if (entry === null || typeof entry !== "object" || ArrayIsArray(entry)) {
+      return `${where}.${name} must be {maxEntries, ttlMs} ${contract}`;
+    }
+    const keys = ObjectKeys(entry);
+    for (let k = 0; k < keys.length; k++) {
+      if (keys[k] !== "maxEntries" && keys[k] !== "ttlMs") {
+        return `${where}.${name} has an unknown field ${JSONStringify(keys[k])}: only maxEntries and ttlMs ${contract}`;
+      }
+    }
+    const { maxEntries, ttlMs } = entry;
+    if (!NumberIsSafeInteger(maxEntries) || maxEntries < 1 || maxEntries > CACHE_MAX_ENTRIES) {
+      return `${where}.${name}.maxEntries must be an integer from 1 to ${CACHE_MAX_ENTRIES}, not ${JSONStringify(maxEntries) ?? String(maxEntries)}`;
+    }
+    if (!NumberIsSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > CACHE_MAX_TTL_MS) {
+      return `${where}.${name}.ttlMs must be an integer number of milliseconds from 1 to ${CACHE_MAX_TTL_MS}, not ${JSONStringify(ttlMs) ?? String(ttlMs)}`;
+    }
+    out.push([name, maxEntries, ttlMs]);
+  }
+  return out;
+}
+
+// The components the bundle declared pure, as [name, maxEntries, ttlMs]
+// triples (checkContract has refused a bundle whose declaration is wrong).
+export function cachePolicies() {
+  const cache = readCache(globalThis.ssrd.cache);
+  if (typeof cache === "string") throw new Error(cache);
+  return cache;
 }
 
 // "placement" when the bundle's client finds components by Hypernova's

@@ -63,6 +63,11 @@ impl Recipe {
     pub fn start(&self) -> Result<Engine> {
         Engine::new(&self.bundle, self.options)
     }
+
+    /// The bundle's source (the render cache keys on its hash).
+    pub fn bundle_source(&self) -> &str {
+        &self.bundle.code
+    }
 }
 
 /// Sets this process's V8 flags for engines booted from `config`: the

@@ -73,6 +73,8 @@ pub struct WorkerConfig {
     pub rss_limit_bytes: u64,
     /// Whether requests share one isolate.
     pub isolation: Isolation,
+    /// The render cache's byte budget; 0 = off.
+    pub render_cache_bytes: u64,
     /// SHA-256 (hex) of the bundle's source: shortened into `X-Ssrd-Bundle`
     /// on every answer; empty: no header.
     pub bundle_id: String,
@@ -103,6 +105,7 @@ impl WorkerConfig {
             "header_timeout_ms": self.http.header_timeout.as_millis() as u64,
             "body_timeout_ms": self.http.body_timeout.as_millis() as u64,
             "v8_flags": self.v8_flags,
+            "render_cache_bytes": self.render_cache_bytes,
         })
     }
 }

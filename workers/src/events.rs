@@ -152,6 +152,31 @@ pub struct Heartbeat {
     /// Batches of trace spans that did not reach the collector so far.
     #[serde(default)]
     pub trace_export_failures: u64,
+    /// The render cache's figures so far (all zero when it is off).
+    #[serde(default)]
+    pub render_cache: CacheFigures,
+}
+
+/// The render cache's counters and gauges (render/cache.rs), in `/stats`
+/// and every heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheFigures {
+    /// Jobs answered from the cache, without entering V8.
+    pub hits: u64,
+    /// Jobs of cached components that had to render.
+    pub misses: u64,
+    /// Entries dropped to make room (`maxEntries` or the byte budget).
+    pub evictions: u64,
+    /// Entries dropped because their `ttlMs` ran out.
+    pub expired: u64,
+    /// Renders not kept because they were over an eighth of the budget.
+    pub too_large: u64,
+    /// Bytes held now (keys, HTML, meta and overhead).
+    pub bytes: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// The byte budget (0: the cache is off).
+    pub budget: u64,
 }
 
 /// How one job ended, as counted in `/stats` and in metrics.

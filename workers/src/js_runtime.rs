@@ -424,6 +424,39 @@ impl Engine {
             .map_err(|e| Error::bundle(format!("globalThis.ssrd.warmup: {e}")))
     }
 
+    /// The components the bundle declared pure (`globalThis.ssrd.cache`),
+    /// with their bounds; checked with the rest of the contract, so a
+    /// failure here means the host glue itself misbehaved (none cached).
+    pub fn cache_policies(&mut self) -> Vec<(String, crate::render::CachePolicy)> {
+        match self.read_cache_policies() {
+            Ok(list) => list
+                .into_iter()
+                .map(|(name, max_entries, ttl_ms)| {
+                    let policy = crate::render::CachePolicy {
+                        max_entries: usize::try_from(max_entries).unwrap_or(usize::MAX),
+                        ttl: Duration::from_millis(ttl_ms),
+                    };
+                    (name, policy)
+                })
+                .collect(),
+            Err(e) => {
+                crate::log::error(
+                    "cannot read the bundle's cache declaration; caching nothing",
+                    serde_json::json!({"error": e.to_string()}),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn read_cache_policies(&mut self) -> Result<Vec<(String, u64, u64)>> {
+        let value = self.call_host("cachePolicies")?;
+        deno_core::scope!(scope, &mut self.runtime);
+        let value = v8::Local::new(scope, value);
+        deno_core::serde_v8::from_v8::<Vec<(String, u64, u64)>>(scope, value)
+            .map_err(|e| Error::bundle(format!("globalThis.ssrd.cache: {e}")))
+    }
+
     pub fn heap_stats(&mut self) -> HeapStats {
         let s = self.runtime.v8_isolate().get_heap_statistics();
         HeapStats {

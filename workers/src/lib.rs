@@ -127,6 +127,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
         budget: config.request_budget,
         rss_limit: config.rss_limit_bytes,
         isolation: config.isolation,
+        cache_bytes: config.render_cache_bytes,
     };
     let started = render::start(config.boot.clone(), limits, slate, events.clone());
     let (queue, boot, retire) = match started {

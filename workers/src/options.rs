@@ -147,6 +147,12 @@ pub struct WorkerOptions {
     /// Read control lines (quarantined requests) from stdin.
     #[arg(long)]
     pub control: bool,
+    /// The render cache's byte budget: the components the bundle declares
+    /// pure (README, "The bundle contract", `cache`) are answered from it
+    /// on a repeat. 0 = off.
+    #[arg(long, default_value_t = WorkerOptions::RENDER_CACHE_BYTES.default,
+          value_parser = clap::value_parser!(u64).range(WorkerOptions::RENDER_CACHE_BYTES.range))]
+    pub render_cache_bytes: u64,
     /// Development mode (`ssrd dev`): a failed job's fallback markup shows
     /// its error to the page's author. Never in production: an error's
     /// message and stack are for developers, not for a page's visitors.
@@ -208,6 +214,11 @@ impl WorkerOptions {
         default: 30_000,
         range: 1..=3_600_000,
     };
+    /// `--render-cache-bytes` (0: off): 64 MiB, at most 64 GiB.
+    pub const RENDER_CACHE_BYTES: Limit<u64> = Limit {
+        default: 64 << 20,
+        range: 0..=(64 << 30),
+    };
     /// `--rss-limit-mb` (0: off): room for the default 256 MiB heap, as
     /// much again outside it, and V8's own overhead.
     pub const RSS_LIMIT_MB: Limit<u64> = Limit {
@@ -268,6 +279,7 @@ impl WorkerOptions {
             events_fd,
             slate_fd,
             control,
+            render_cache_bytes,
             dev,
         } = self;
         let mut args = Argv::default();
@@ -296,6 +308,7 @@ impl WorkerOptions {
         args.maybe("events-fd", events_fd);
         args.maybe("slate-fd", slate_fd);
         args.switch("control", *control);
+        args.shown("render-cache-bytes", render_cache_bytes);
         args.switch("dev", *dev);
         args.0
     }
@@ -332,6 +345,7 @@ impl WorkerOptions {
             control: self.control,
             rss_limit_bytes: limits.rss_limit,
             isolation: limits.isolation,
+            render_cache_bytes: self.render_cache_bytes,
             bundle_id: self.bundle_id.unwrap_or_default(),
         }
     }
@@ -360,6 +374,8 @@ impl RenderOptions {
             budget: Duration::from_millis(self.request_budget_ms),
             rss_limit: self.rss_limit_mb << 20,
             isolation: self.isolation,
+            // `ssrd render` measures renders: it never caches them.
+            cache_bytes: 0,
         }
     }
 }
@@ -442,6 +458,7 @@ mod tests {
         o.events_fd = Some(5);
         o.slate_fd = Some(4);
         o.control = true;
+        o.render_cache_bytes = 0;
         let back = WorkerOptions::try_parse_from(o.to_args()).unwrap();
         assert_eq!(back, o);
         assert_ne!(back, WorkerOptions::new(o.engine.bundle.clone()));
@@ -476,5 +493,6 @@ mod tests {
         assert_eq!(c.http.max_body_bytes, 7);
         assert_eq!(c.boot.heap_limit_bytes, 64 << 20);
         assert_eq!(c.boot.warmup_rounds, 3);
+        assert_eq!(c.render_cache_bytes, 64 << 20);
     }
 }

@@ -642,6 +642,7 @@ mod tests {
             outcome: Err(Failure::BadRequest.error("bad")),
             duration_ms: 2.0,
             started_at: std::time::SystemTime::now(),
+            cache: None,
         };
         let r = JobResult::new("t".into(), done, Some("<div></div>".into()));
         assert_eq!((r.token.as_str(), r.name.as_deref()), ("t", Some("A")));

@@ -172,6 +172,8 @@ pub struct JobInfo<'a> {
     pub html_bytes: usize,
     /// The error, when it failed: message and stack.
     pub error: Option<(&'a str, &'a str)>,
+    /// `hit` or `miss` when its component is cached (`ssrd.cache`).
+    pub cache: Option<&'static str>,
 }
 
 /// A request's span while it is served; [`RequestSpan::end`] ends it.
@@ -232,6 +234,9 @@ impl RequestSpan {
                 ),
             ])
             .start_with_context(tracer, cx);
+        if let Some(cache) = job.cache {
+            span.set_attribute(KeyValue::new("ssrd.cache", cache));
+        }
         if let Some((message, stack)) = job.error {
             span.add_event_with_timestamp(
                 "exception",

@@ -227,6 +227,7 @@ fn trace_jobs(span: &RequestSpan, results: &[RenderOutcome]) {
             end,
             html_bytes,
             error: message.as_deref().zip(stack.as_deref()),
+            cache: done.cache.map(|c| c.label()),
         });
     }
 }
@@ -306,6 +307,7 @@ mod tests {
             },
             duration_ms: 1.0,
             started_at: std::time::SystemTime::now(),
+            cache: None,
         }
     }
 

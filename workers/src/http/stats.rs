@@ -25,6 +25,7 @@ pub(super) fn stats_json(ctx: &Ctx) -> String {
         "busy": stats.busy,
         "current_request": stats.current,
         "abandoned": stats.abandoned,
+        "render_cache": stats.cache,
         "settings": ctx.config.settings,
     })
     .to_string()

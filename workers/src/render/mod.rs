@@ -18,6 +18,7 @@
 //! - `retire.rs`: when the isolate stops taking work, and its exit code;
 //! - this file: starting the thread and waiting for its boot.
 
+mod cache;
 mod queue;
 mod render_loop;
 mod reporter;
@@ -37,8 +38,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::EventSink;
 use crate::slate::Slate;
 
+pub use cache::Policy as CachePolicy;
 pub use queue::{Origin, RenderQueue, Reply};
-pub use request::{JobRequest, RenderOutcome, RenderRequest};
+pub use request::{CacheUse, JobRequest, RenderOutcome, RenderRequest};
 pub use retire::Retire;
 pub use stats::Stats;
 
@@ -55,6 +57,9 @@ pub struct RequestLimits {
     pub rss_limit: u64,
     /// Whether requests share one isolate or get a fresh one each.
     pub isolation: Isolation,
+    /// The render cache's byte budget (0: off); it keeps only what the
+    /// bundle's contract declares (`cache`).
+    pub cache_bytes: u64,
 }
 
 /// Requests the HTTP side may hand over before `render` waits: haproxy
@@ -96,6 +101,12 @@ pub fn start(
                 }
             };
             stats::lock(&thread_stats).heap = engine.heap_stats();
+            let cache = cache::RenderCache::new(
+                usize::try_from(limits.cache_bytes).unwrap_or(usize::MAX),
+                recipe.bundle_source(),
+                engine.cache_policies(),
+            );
+            stats::lock(&thread_stats).cache = cache.figures();
             let mut loop_ = RenderLoop {
                 stats: &thread_stats,
                 reporter: Reporter::new(events),
@@ -107,6 +118,7 @@ pub fn start(
                 canceller: thread_canceller,
                 retiring: &thread_retiring,
                 retire: Some(retire_tx),
+                cache,
             };
             loop_.serve(rx, engine);
         })

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::cache::{Lookup, RenderCache};
 use super::queue::{lock_canceller, Reply, Request, SharedCanceller};
 use super::reporter::{Rendered, Reporter, HEARTBEAT};
-use super::request::{JobRequest, RenderOutcome};
+use super::request::{CacheUse, JobRequest, RenderOutcome};
 use super::retire::{self, Readings, Retire};
 use super::stats::{self, Stats};
 use crate::boot::{self, ms};
@@ -45,6 +46,10 @@ pub(super) struct RenderLoop<'a> {
     pub retiring: &'a AtomicBool,
     /// Fires once when the isolate must be retired; taken when it does.
     pub retire: Option<oneshot::Sender<Retire>>,
+    /// The components the bundle declared pure, rendered once per key
+    /// (cache.rs); kept across engines under `request` isolation (same
+    /// bundle), gone with the process.
+    pub cache: RenderCache,
 }
 
 /// Why a job is not rendered at all, decided before it starts: an earlier
@@ -142,7 +147,11 @@ impl RenderLoop<'_> {
         let render_ms = ms(picked.elapsed());
         let heap = engine.heap_stats();
         let outcomes = results.iter().map(|r| Outcome::of(&r.outcome));
-        stats::lock(self.stats).end(outcomes, heap, abandoned);
+        {
+            let mut stats = stats::lock(self.stats);
+            stats.end(outcomes, heap, abandoned);
+            stats.cache = self.cache.figures();
+        }
         self.reporter.request(Rendered {
             id: request.origin.request_id,
             wait_ms,
@@ -198,19 +207,41 @@ impl RenderLoop<'_> {
     ) -> RenderOutcome {
         let started = Instant::now();
         let started_at = std::time::SystemTime::now();
-        let (name, props, outcome) = match job {
-            Err(e) => (None, None, Err(e)),
+        let (name, props, outcome, cache) = match job {
+            Err(e) => (None, None, Err(e), None),
             Ok(request) => {
-                let outcome = match skip_reason(engine.heap_exhausted(), left, self.budget) {
-                    Some(e) => Err(e),
-                    None => engine.render(
-                        &request.name,
-                        request.props.get(),
-                        request.metadata.as_deref().map(|m| m.get()),
-                        self.render_timeout.min(left),
-                    ),
+                let metadata = request.metadata.as_deref().map(|m| m.get());
+                // A hit is answered before anything else: it costs no V8
+                // time, heap or budget.
+                let lookup =
+                    self.cache
+                        .lookup(&request.name, request.props.get(), metadata, started);
+                let (outcome, cache) = match lookup {
+                    Lookup::Hit(rendered) => (Ok(rendered), Some(CacheUse::Hit)),
+                    lookup => {
+                        let outcome = match skip_reason(engine.heap_exhausted(), left, self.budget)
+                        {
+                            Some(e) => Err(e),
+                            None => engine.render(
+                                &request.name,
+                                request.props.get(),
+                                metadata,
+                                self.render_timeout.min(left),
+                            ),
+                        };
+                        match (lookup, &outcome) {
+                            (Lookup::Miss(key), Ok(rendered)) => {
+                                // Kept from when the render started, so a
+                                // slow render does not outlive its ttl.
+                                self.cache.store(key, rendered, started);
+                                (outcome, Some(CacheUse::Miss))
+                            }
+                            (Lookup::Miss(_), Err(_)) => (outcome, Some(CacheUse::Miss)),
+                            _ => (outcome, None),
+                        }
+                    }
                 };
-                (Some(request.name), Some(request.props), outcome)
+                (Some(request.name), Some(request.props), outcome, cache)
             }
         };
         RenderOutcome {
@@ -219,12 +250,14 @@ impl RenderLoop<'_> {
             outcome,
             duration_ms: ms(started.elapsed()),
             started_at,
+            cache,
         }
     }
 
     fn heartbeat(&mut self, engine: &mut Engine) {
         let requests = stats::lock(self.stats).requests;
-        self.reporter.heartbeat(engine.heap_stats(), requests);
+        self.reporter
+            .heartbeat(engine.heap_stats(), requests, self.cache.figures());
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::events::{self, Event, EventSink, JobEvent, Outcome};
+use crate::events::{self, CacheFigures, Event, EventSink, JobEvent, Outcome};
 use crate::js_runtime::HeapStats;
 use crate::procfs;
 
@@ -78,9 +78,9 @@ impl Reporter {
         self.last_heartbeat.elapsed() >= HEARTBEAT
     }
 
-    /// Tells the supervisor the render thread is alive, with its memory
-    /// and how many requests it has rendered.
-    pub fn heartbeat(&mut self, heap: HeapStats, requests: u64) {
+    /// Tells the supervisor the render thread is alive, with its memory,
+    /// how many requests it has rendered and its render cache's figures.
+    pub fn heartbeat(&mut self, heap: HeapStats, requests: u64, render_cache: CacheFigures) {
         self.last_heartbeat = Instant::now();
         if !self.events.enabled() {
             return;
@@ -92,6 +92,7 @@ impl Reporter {
             requests,
             dropped_events: self.events.dropped(),
             trace_export_failures: crate::trace::export_failures(),
+            render_cache,
         }));
     }
 }

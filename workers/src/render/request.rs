@@ -39,4 +39,26 @@ pub struct RenderOutcome {
     pub duration_ms: f64,
     /// When its render started (wall clock), for the job's trace span.
     pub started_at: std::time::SystemTime,
+    /// What the render cache did for it: `None` when the component is
+    /// not cached (or the cache is off).
+    pub cache: Option<CacheUse>,
+}
+
+/// What the render cache did for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Answered from the cache; V8 was not entered.
+    Hit,
+    /// Rendered (and kept, if it succeeded and fits).
+    Miss,
+}
+
+impl CacheUse {
+    /// As trace attributes show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use crate::events::Outcome;
+use crate::events::{CacheFigures, Outcome};
 use crate::js_runtime::HeapStats;
 
 /// Counters and gauges the HTTP side reports at `/stats`.
@@ -20,6 +20,8 @@ pub struct Stats {
     pub current: Option<String>,
     /// Requests whose caller went away before the answer.
     pub abandoned: u64,
+    /// The render cache's figures after the last request.
+    pub cache: CacheFigures,
 }
 
 impl Stats {
