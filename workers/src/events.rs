@@ -473,6 +473,7 @@ mod tests {
             requests: 4,
             dropped_events: 0,
             trace_export_failures: 0,
+            render_cache: CacheFigures::default(),
         });
         assert!(!beat.may_wait());
     }
