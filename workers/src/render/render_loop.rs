@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::cache::{Lookup, RenderCache};
 use super::queue::{lock_canceller, Reply, Request, SharedCanceller};
 use super::reporter::{Rendered, Reporter, HEARTBEAT};
-use super::request::{CacheUse, JobRequest, RenderOutcome};
+use super::request::{CacheUse, JobRequest, RenderOutcome, RenderRequest};
 use super::retire::{self, Readings, Retire};
 use super::stats::{self, Stats};
 use crate::boot::{self, ms};
 use crate::events::Outcome;
-use crate::job::{Failure, JobError};
+use crate::job::{Failure, JobError, JobOutcome};
 use crate::js_runtime::Engine;
 use crate::procfs;
 use crate::slate::Slate;
@@ -210,37 +210,7 @@ impl RenderLoop<'_> {
         let (name, props, outcome, cache) = match job {
             Err(e) => (None, None, Err(e), None),
             Ok(request) => {
-                let metadata = request.metadata.as_deref().map(|m| m.get());
-                // A hit is answered before anything else: it costs no V8
-                // time, heap or budget.
-                let lookup =
-                    self.cache
-                        .lookup(&request.name, request.props.get(), metadata, started);
-                let (outcome, cache) = match lookup {
-                    Lookup::Hit(rendered) => (Ok(rendered), Some(CacheUse::Hit)),
-                    lookup => {
-                        let outcome = match skip_reason(engine.heap_exhausted(), left, self.budget)
-                        {
-                            Some(e) => Err(e),
-                            None => engine.render(
-                                &request.name,
-                                request.props.get(),
-                                metadata,
-                                self.render_timeout.min(left),
-                            ),
-                        };
-                        match (lookup, &outcome) {
-                            (Lookup::Miss(key), Ok(rendered)) => {
-                                // Kept from when the render started, so a
-                                // slow render does not outlive its ttl.
-                                self.cache.store(key, rendered, started);
-                                (outcome, Some(CacheUse::Miss))
-                            }
-                            (Lookup::Miss(_), Err(_)) => (outcome, Some(CacheUse::Miss)),
-                            _ => (outcome, None),
-                        }
-                    }
-                };
+                let (outcome, cache) = self.render_cached(engine, &request, left, started);
                 (Some(request.name), Some(request.props), outcome, cache)
             }
         };
@@ -252,6 +222,44 @@ impl RenderLoop<'_> {
             started_at,
             cache,
         }
+    }
+
+    /// One job through the render cache: a hit is answered before
+    /// anything else (it costs no V8 time, heap or budget); a miss renders
+    /// and keeps a success, stamped with when the render started so a slow
+    /// render does not outlive its ttl.
+    fn render_cached(
+        &mut self,
+        engine: &mut Engine,
+        request: &RenderRequest,
+        left: Duration,
+        started: Instant,
+    ) -> (JobOutcome, Option<CacheUse>) {
+        let metadata = request.metadata.as_deref().map(|m| m.get());
+        let lookup = self
+            .cache
+            .lookup(&request.name, request.props.get(), metadata, started);
+        let key = match lookup {
+            Lookup::Hit(rendered) => return (Ok(rendered), Some(CacheUse::Hit)),
+            Lookup::Miss(key) => Some(key),
+            Lookup::Uncached => None,
+        };
+        let outcome = match skip_reason(engine.heap_exhausted(), left, self.budget) {
+            Some(e) => Err(e),
+            None => engine.render(
+                &request.name,
+                request.props.get(),
+                metadata,
+                self.render_timeout.min(left),
+            ),
+        };
+        let Some(key) = key else {
+            return (outcome, None);
+        };
+        if let Ok(rendered) = &outcome {
+            self.cache.store(key, rendered, started);
+        }
+        (outcome, Some(CacheUse::Miss))
     }
 
     fn heartbeat(&mut self, engine: &mut Engine) {
