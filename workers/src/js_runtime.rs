@@ -415,6 +415,20 @@ impl Engine {
         self.heap_exhausted.get()
     }
 
+    /// Gives back what the last renders left behind, for a worker going
+    /// idle: a full collection of the JS heap (after which V8 shrinks its
+    /// young generation and frees empty pages), then the C heap's free
+    /// pages back to the kernel. About 10 ms on the example bundle.
+    pub fn release_memory(&mut self) {
+        let _enter = self.tokio.enter();
+        self.runtime.v8_isolate().low_memory_notification();
+        // SAFETY: malloc_trim only hands free memory back to the kernel;
+        // it takes the allocator's lock like any malloc call.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// The warm-up jobs the bundle declared, as (name, props JSON) pairs.
     pub fn warmup_jobs(&mut self) -> Result<Vec<(String, String)>> {
         let value = self.call_host("warmupJobs")?;

@@ -22,6 +22,13 @@ use crate::js_runtime::Engine;
 use crate::procfs;
 use crate::slate::Slate;
 
+/// How long the render thread waits with nothing to do before it gives
+/// memory back (`Engine::release_memory`, about 10 ms): once after boot
+/// and once after each busy spell, so an idle worker holds what its
+/// isolate needs, not what its last burst of renders left. Under steady
+/// load it never runs; a request that arrives while it does waits for it.
+const IDLE_RELEASE: Duration = Duration::from_millis(250);
+
 /// The render thread's state while it serves (the engine is passed along:
 /// under `request` isolation it is replaced after every request).
 pub(super) struct RenderLoop<'a> {
@@ -74,16 +81,24 @@ fn skip_reason(heap_exhausted: bool, left: Duration, budget: Duration) -> Option
 impl RenderLoop<'_> {
     /// Serves requests until the queue closes or the isolate must retire.
     pub fn serve(&mut self, mut rx: mpsc::Receiver<Request>, mut engine: Engine) {
+        // Whether memory was given back since the last request (or boot).
+        let mut released = false;
         loop {
-            let next = engine.block_on(async { tokio::time::timeout(HEARTBEAT, rx.recv()).await });
+            let wait = if released { HEARTBEAT } else { IDLE_RELEASE };
+            let next = engine.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
             let request = match next {
                 Ok(Some(request)) => request,
                 Ok(None) => return,
                 Err(_idle) => {
+                    if !released {
+                        engine.release_memory();
+                        released = true;
+                    }
                     self.heartbeat(&mut engine);
                     continue;
                 }
             };
+            released = false;
             if request.reply.is_closed() {
                 continue;
             }
