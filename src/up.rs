@@ -52,7 +52,6 @@ fn start(mut config: Config) -> Result<i32> {
     let hangups = HangupFeed::bind()?;
     let nofile = configs::raise_nofile();
     configs::write_configs(&config, nofile, &hangups.target, &[])?;
-    check_configs(&config)?;
     let mut store = BundleStore::new(&config.run_dir);
     if !config.bundle.is_file() {
         return Err(UpError::bundle(format!(
@@ -61,7 +60,19 @@ fn start(mut config: Config) -> Result<i32> {
         )));
     }
     let stored = store.stage(&config.bundle)?;
-    check_bundle(&exe, &stored)?;
+    // The three checks are independent child processes: run side by side,
+    // they cost the slowest one (the bundle's) instead of their sum. The
+    // configs' verdict is reported first, as when they ran in turn.
+    let (configs, bundle) = std::thread::scope(|s| {
+        let bundle = s.spawn(|| check_bundle(&exe, &stored));
+        let configs = check_configs(&config);
+        let bundle = bundle
+            .join()
+            .unwrap_or_else(|_| Err(UpError::bundle("the bundle check panicked")));
+        (configs, bundle)
+    });
+    configs?;
+    bundle?;
     store.promote(stored);
     rundir::write_file(
         &config.run_dir,
@@ -165,13 +176,27 @@ fn run(
     })
 }
 
-/// `nginx -t` and `haproxy -c` on the written configs. haproxy checks that
+/// `nginx -t` and `haproxy -c` on the written configs, side by side;
+/// nginx's verdict is reported first. haproxy checks that
 /// its inherited descriptors are what the config says (a listening socket
 /// at fd 3, a socket pair at fd 4), so the check gets stand-ins.
 pub fn check_configs(config: &Config) -> Result<()> {
-    let mut nginx = Command::new(&config.nginx);
-    nginx.arg("-t").args(supervisor::nginx_args(config));
-    preflight::check_command("nginx -t", &mut nginx)?;
+    std::thread::scope(|s| {
+        let nginx = s.spawn(|| {
+            let mut nginx = Command::new(&config.nginx);
+            nginx.arg("-t").args(supervisor::nginx_args(config));
+            preflight::check_command("nginx -t", &mut nginx)
+        });
+        let haproxy = check_haproxy(config);
+        nginx
+            .join()
+            .unwrap_or_else(|_| Err(UpError::setup("the nginx -t check panicked")))?;
+        haproxy
+    })
+}
+
+/// `haproxy -c` on the written config.
+fn check_haproxy(config: &Config) -> Result<()> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| UpError::setup(format!("binding a port for haproxy -c: {e}")))?;
     let (_ours, theirs) = std::os::unix::net::UnixStream::pair()

@@ -115,6 +115,15 @@ impl Supervisor {
     /// Starts nginx or haproxy; haproxy only counts as started once its
     /// runtime API answers.
     pub(super) async fn start_aux(&mut self, kind: AuxKind) -> Result<()> {
+        self.spawn_aux(kind)?;
+        match kind {
+            AuxKind::Nginx => Ok(()),
+            AuxKind::Haproxy => self.haproxy_up().await,
+        }
+    }
+
+    /// Starts `kind` without waiting for it to serve.
+    pub(super) fn spawn_aux(&mut self, kind: AuxKind) -> Result<()> {
         let child = match kind {
             AuxKind::Nginx => self.spawn_nginx()?,
             AuxKind::Haproxy => self.spawn_haproxy()?,
@@ -124,9 +133,15 @@ impl Supervisor {
         aux.pid = Some(pid);
         aux.child = Some(child);
         aux.started = Instant::now();
-        if kind == AuxKind::Nginx {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// Waits until the haproxy just spawned answers on its runtime API;
+    /// an error if it exits first or stays silent past `HAPROXY_START`.
+    pub(super) async fn haproxy_up(&mut self) -> Result<()> {
+        let Some(pid) = self.haproxy.pid else {
+            return Err(UpError::runtime("haproxy is not running"));
+        };
         let deadline = Instant::now() + HAPROXY_START;
         while Instant::now() < deadline {
             if self.api.is_up().await {

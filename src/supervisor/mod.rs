@@ -216,24 +216,30 @@ impl Supervisor {
             slot.in_rotation = true;
             slot.first_start = true;
         }
-        if let Err(e) = self.start_aux(AuxKind::Haproxy).await {
-            log::emit(
-                LogEvent::HaproxyStartFailed,
-                "haproxy did not start",
-                json!({"error": e}),
-            );
-            self.kill_all();
-            return 1;
-        }
-        for i in 0..self.slots.len() {
-            self.spawn_worker(i);
-        }
-        if let Err(e) = self.start_aux(AuxKind::Nginx).await {
-            log::emit(
-                LogEvent::NginxStartFailed,
-                "nginx did not start",
-                json!({"error": e}),
-            );
+        // haproxy, the workers and nginx start together (`ssrd up` → /health
+        // 200 is the slowest of them, not their sum): every listening socket
+        // is the supervisor's, so nginx's first requests wait in haproxy's
+        // accept queue, and the workers' ready lines wait in the channel
+        // until the loop below runs, after haproxy's runtime API answered,
+        // so none is put in rotation before haproxy is up.
+        let failed = match self.spawn_aux(AuxKind::Haproxy) {
+            Err(e) => Some((AuxKind::Haproxy, e)),
+            Ok(()) => {
+                for i in 0..self.slots.len() {
+                    self.spawn_worker(i);
+                }
+                match self.spawn_aux(AuxKind::Nginx) {
+                    Err(e) => Some((AuxKind::Nginx, e)),
+                    Ok(()) => self.haproxy_up().await.err().map(|e| (AuxKind::Haproxy, e)),
+                }
+            }
+        };
+        if let Some((kind, e)) = failed {
+            let (event, msg) = match kind {
+                AuxKind::Haproxy => (LogEvent::HaproxyStartFailed, "haproxy did not start"),
+                AuxKind::Nginx => (LogEvent::NginxStartFailed, "nginx did not start"),
+            };
+            log::emit(event, msg, json!({"error": e}));
             self.kill_all();
             return 1;
         }
