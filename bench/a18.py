@@ -125,6 +125,22 @@ def rss_bytes(pids):
     return total
 
 
+def smaps_bytes(pids, field):
+    """Sum of one /proc/PID/smaps_rollup field over pids: `Pss` (each shared
+    page divided among the processes mapping it, so the sum over a whole
+    setup is its real footprint) or `Anonymous` (memory of its own: heaps,
+    stacks; not the program's file pages)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def rss_by_name(pids):
     """VmRSS summed per process name (/proc/PID/comm; for ssrd with its
     subcommand: `ssrd up`, `ssrd worker`, ...), MiB, largest first."""

@@ -499,12 +499,19 @@ def startup_runs(workers, quick):
             in_rotation = [e["boot_s"] for e in events if e.get("event") == "worker_in_rotation"]
             ready = [e for e in events if e.get("event") == "ready"]
             time.sleep(1)
-            idle = [a18.rss_bytes([pid]) for pid in tier.worker_pids()]
+            workers_now = tier.worker_pids()
+            idle = [a18.rss_bytes([pid]) for pid in workers_now]
+            idle_anon = [a18.smaps_bytes([pid], "Anonymous") for pid in workers_now]
+            idle_pss = [a18.smaps_bytes([pid], "Pss") for pid in workers_now]
             ab(tier.url(), body, 4, 20, 120)
             r = ab(tier.url(), body, 13, n, timeout=max(120, n))
             pids = a18.tree_pids([tier.proc.pid])
             tier_rss, by_name = a18.rss_bytes(pids), a18.rss_by_name(pids)
+            tier_pss = a18.smaps_bytes(pids, "Pss")
             nprocs = len(pids)
+            time.sleep(AFTER_LOAD_IDLE_S)
+            pids = a18.tree_pids([tier.proc.pid])
+            tier_rss_idle = a18.rss_bytes(pids)
         rows.append({
             "system": "ssrd", "start": i, "health_ms": health.get("s", 0) * 1000 or None,
             "ready_ms": ready_s * 1000,
@@ -514,7 +521,11 @@ def startup_runs(workers, quick):
             "snapshot": ",".join(sorted({e.get("snapshot", "?") for e in ready})),
             "idle_worker_rss_mib": statistics.mean(idle) / 2**20 if idle else None,
             "idle_workers_rss_mib": sum(idle) / 2**20,
-            "rss_after_load_mib": tier_rss / 2**20, "processes": nprocs, "rss_by_name": by_name,
+            "idle_worker_anon_mib": statistics.mean(idle_anon) / 2**20 if idle_anon else None,
+            "idle_worker_pss_mib": statistics.mean(idle_pss) / 2**20 if idle_pss else None,
+            "rss_after_load_mib": tier_rss / 2**20, "pss_after_load_mib": tier_pss / 2**20,
+            "rss_after_load_idle_mib": tier_rss_idle / 2**20,
+            "processes": nprocs, "rss_by_name": by_name,
             "load_rps": r.get("rps"), "load_failed": (r.get("failed") or 0) + (r.get("non2xx") or 0),
         })
         log(f"startup ssrd ({i + 1}): /health 200 after {fmt(rows[-1]['health_ms'])} ms, ready line "
@@ -527,15 +538,24 @@ def startup_runs(workers, quick):
             time.sleep(1)
             nodes = [p.pid for p in system.procs if p.args[0] == "node" and p.poll() is None]
             idle = [a18.rss_bytes([pid]) for pid in nodes]
+            idle_anon = [a18.smaps_bytes([pid], "Anonymous") for pid in nodes]
+            idle_pss = [a18.smaps_bytes([pid], "Pss") for pid in nodes]
             ab(system.url(), body, 4, 20, 120)
             r = ab(system.url(), body, 13, n, timeout=max(120, n))
             pids = system.pids()
             rss, by_name = a18.rss_bytes(pids), a18.rss_by_name(pids)
+            pss = a18.smaps_bytes(pids, "Pss")
+            time.sleep(AFTER_LOAD_IDLE_S)
+            rss_idle = a18.rss_bytes(system.pids())
         rows.append({
             "system": "A18", "start": i, "ready_ms": ready_s * 1000, "health_ms": None,
             "idle_worker_rss_mib": statistics.mean(idle) / 2**20 if idle else None,
             "idle_workers_rss_mib": sum(idle) / 2**20,
-            "rss_after_load_mib": rss / 2**20, "processes": len(pids), "rss_by_name": by_name,
+            "idle_worker_anon_mib": statistics.mean(idle_anon) / 2**20 if idle_anon else None,
+            "idle_worker_pss_mib": statistics.mean(idle_pss) / 2**20 if idle_pss else None,
+            "rss_after_load_mib": rss / 2**20, "pss_after_load_mib": pss / 2**20,
+            "rss_after_load_idle_mib": rss_idle / 2**20,
+            "processes": len(pids), "rss_by_name": by_name,
             "load_rps": r.get("rps"), "load_failed": (r.get("failed") or 0) + (r.get("non2xx") or 0),
         })
         log(f"startup A18 ({i + 1}): answering after {ready_s * 1000:.0f} ms, idle worker "
@@ -1162,6 +1182,11 @@ def startup_cell(rows, system, key, nd=1):
     return range_str(statistics.median(xs), min(xs), max(xs), nd)
 
 
+# How long after the startup section's load the setup's RSS is read again:
+# an ssrd worker gives memory back once idle for 250 ms (render_loop.rs).
+AFTER_LOAD_IDLE_S = 2.0
+
+
 def startup_summary(rows):
     """The startup figures for the JSON: medians, with [min, max]."""
     out = {}
@@ -1169,7 +1194,9 @@ def startup_summary(rows):
         return out
     for system, tag in (("ssrd", "ssrd"), ("A18", "a18")):
         for key in ("health_ms", "ready_ms", "spawn_to_rotation_ms", "worker_boot_ms", "worker_warmup_ms",
-                    "idle_worker_rss_mib", "idle_workers_rss_mib", "rss_after_load_mib"):
+                    "idle_worker_rss_mib", "idle_workers_rss_mib", "idle_worker_anon_mib",
+                    "idle_worker_pss_mib", "rss_after_load_mib", "pss_after_load_mib",
+                    "rss_after_load_idle_mib"):
             xs = [r[key] for r in rows if r["system"] == system and r.get(key) is not None]
             if xs:
                 out[f"startup_{tag}_{key}"] = round(statistics.median(xs), 2)
@@ -1184,6 +1211,17 @@ def startup_summary(rows):
     if xs:
         out["rss_ratio_a18_after_load"] = round(statistics.median(xs), 3)
         out["rss_ratio_a18_after_load_range"] = [round(min(xs), 3), round(max(xs), 3)]
+    for key, tag in (("pss_after_load_mib", "pss_ratio_a18_after_load"),
+                     ("rss_after_load_idle_mib", "rss_ratio_a18_after_load_idle")):
+        xs = []
+        for i in sorted({r["start"] for r in rows}):
+            a = next((r.get(key) for r in rows if r["system"] == "ssrd" and r["start"] == i), None)
+            b = next((r.get(key) for r in rows if r["system"] == "A18" and r["start"] == i), None)
+            if a and b:
+                xs.append(a / b)
+        if xs:
+            out[tag] = round(statistics.median(xs), 3)
+            out[f"{tag}_range"] = [round(min(xs), 3), round(max(xs), 3)]
     return out
 
 
@@ -1197,8 +1235,13 @@ def startup_section(rows):
                "through nginx (after `ssrd config`, `nginx -t`, `haproxy -c`). RSS is VmRSS from /proc: a "
                "worker's once idle (1 s after ready), and the sum over every process of the setup (ssrd: "
                "the supervisor's process tree: supervisor, nginx master and worker, haproxy, workers; A18: "
-               "nginx master and worker, haproxy, the Node servers) after ab -c 13 of large batches. Pages "
-               "shared between processes count in each. Median over the starts, (min–max).")
+               "nginx master and worker, haproxy, the Node servers) after ab -c 13 of large batches, and "
+               f"again {AFTER_LOAD_IDLE_S:g} s later (idle: an ssrd worker gives memory back after "
+               "250 ms without work). Pages shared between processes count in each process's RSS: "
+               "an ssrd worker's RSS includes some 30 MiB of the ssrd binary's own pages (V8's code "
+               "and data), which every worker shares. Anonymous memory (a process's own) and PSS "
+               "(shared pages divided among the processes that map them; summed over a setup, its "
+               "real footprint) are from /proc/PID/smaps_rollup. Median over the starts, (min–max).")
     out.append("")
     out.append("| figure | ssrd | A18 |")
     out.append("|---|---|---|")
@@ -1209,7 +1252,12 @@ def startup_section(rows):
                            ("worker_warmup_ms", "worker warm-up renders (ms)", 0),
                            ("idle_worker_rss_mib", "idle worker RSS, mean over workers (MiB)", 1),
                            ("idle_workers_rss_mib", "idle workers' RSS, sum (MiB)", 0),
+                           ("idle_worker_anon_mib", "idle worker, anonymous memory only (MiB)", 1),
+                           ("idle_worker_pss_mib", "idle worker PSS (MiB)", 1),
                            ("rss_after_load_mib", "every process's RSS after large-batch load (MiB)", 0),
+                           ("pss_after_load_mib", "every process's PSS after large-batch load (MiB)", 0),
+                           ("rss_after_load_idle_mib",
+                            f"every process's RSS {AFTER_LOAD_IDLE_S:g} s after the load (MiB)", 0),
                            ("processes", "processes counted", 0),
                            ("load_rps", "the load's req/s (large, c=13)", 1),
                            ("load_failed", "the load's failed + non-2xx", 0)):
@@ -1325,6 +1373,14 @@ def write_report(name, args, data):
                    f"{startup_cell(startup, 'ssrd', 'rss_after_load_mib', 0)} | "
                    f"{startup_cell(startup, 'A18', 'rss_after_load_mib', 0)} | | "
                    f"{range_str(startup_figs.get('rss_ratio_a18_after_load'), lo, hi, 2)}× | | ≤ 0.5× |")
+        for key, tag, label in (("pss_after_load_mib", "pss_ratio_a18_after_load",
+                                 "PSS of the whole setup after large-batch load (MiB)"),
+                                ("rss_after_load_idle_mib", "rss_ratio_a18_after_load_idle",
+                                 f"RSS of the whole setup {AFTER_LOAD_IDLE_S:g} s after that load (MiB)")):
+            lo, hi = startup_figs.get(f"{tag}_range") or (None, None)
+            out.append(f"| {label} | {startup_cell(startup, 'ssrd', key, 0)} | "
+                       f"{startup_cell(startup, 'A18', key, 0)} | | "
+                       f"{range_str(startup_figs.get(tag), lo, hi, 2)}× | | (≤ 0.5×) |")
     if chaos:
         out.append(f"| chaos: failed or refused / healthy requests (refusals outside shutdown) | "
                    f"{summary['chaos_failed']} / {summary['chaos_total']} | | | | | 0 |")
