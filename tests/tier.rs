@@ -711,6 +711,36 @@ fn generated_configs_pass_nginx_t_and_haproxy_c_for_both_balance_modes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A V8 flag the workers would refuse (each exiting at start, replaced,
+/// refusing again) stops `up` before anything starts, saying which flag.
+#[test]
+fn up_refuses_unknown_v8_flags_before_starting_anything() {
+    let dir = std::env::temp_dir().join(format!("ssrd-v8-flags-{}", std::process::id()));
+    let child = std::process::Command::new(common::bin())
+        .args([
+            "up",
+            "--workers",
+            "1",
+            "--v8-flags=--max-lazy --no-such-v8-flag",
+        ])
+        .arg("--run-dir")
+        .arg(&dir)
+        .arg("--bundle")
+        .arg(common::bundle("faults.js"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::wait_output(child, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let unknown = stderr.split("know these flags:").nth(1).unwrap_or_default();
+    assert_eq!(unknown.trim(), "--no-such-v8-flag", "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing started, no ready line");
+}
+
 #[test]
 fn shipped_alert_rules_pass_promtool() {
     let rules = common::root().join("docs/alerts.yml");
