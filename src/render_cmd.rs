@@ -184,6 +184,8 @@ fn render(args: &RenderArgs) -> Result<String, Failed> {
     let snapshot = (args.engine.isolation == Isolation::Request)
         .then(|| std::env::temp_dir().join(format!("ssrd-render-{}.snap", std::process::id())));
     let config = args.engine.boot_config(snapshot.clone(), rounds);
+    // The worker's allocator settings, so the ceiling is the worker's.
+    ssrd_worker::malloc::tune();
     boot::set_v8_flags(&config, &args.engine.v8_flags)?;
     let started = render::start(
         config,

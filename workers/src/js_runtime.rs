@@ -422,11 +422,7 @@ impl Engine {
     pub fn release_memory(&mut self) {
         let _enter = self.tokio.enter();
         self.runtime.v8_isolate().low_memory_notification();
-        // SAFETY: malloc_trim only hands free memory back to the kernel;
-        // it takes the allocator's lock like any malloc call.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        crate::malloc::trim();
     }
 
     /// The warm-up jobs the bundle declared, as (name, props JSON) pairs.

@@ -18,6 +18,7 @@
 //! - [`js_runtime`]: the isolate, the bundle, the render call;
 //!   [`memory`]: heap guard, off-heap budget, WebAssembly caps;
 //!   [`memory_guard`]: resident memory watched while a render runs;
+//!   [`malloc`]: the C heap tuned for per-request buffers, trimmed when idle;
 //! - [`job`]: a job's result or failure, as the engine produces them (no
 //!   wire: [`protocol`] writes them in Hypernova's shapes);
 //! - [`web_apis`]: the web APIs bundles get (from deno_web) and nothing more;
@@ -56,6 +57,7 @@ pub mod http;
 pub mod job;
 pub mod js_runtime;
 pub mod log;
+pub mod malloc;
 pub mod markup;
 pub mod memory;
 pub mod memory_guard;
@@ -87,6 +89,7 @@ pub use options::{RenderOptions, WorkerOptions};
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
 /// Prints one JSON line to stdout when ready. Returns the exit code.
 pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
+    malloc::tune();
     if let Err(e) = boot::set_v8_flags(&config.boot, &config.v8_flags) {
         log::error("bad --v8-flags", json!({"error": e.to_string()}));
         return exit_code::FAILURE;
