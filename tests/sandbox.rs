@@ -136,14 +136,7 @@ fn intrinsics_are_frozen_but_instances_may_override() {
 }
 
 fn rss_mb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .unwrap()
-        / 1024
+    common::rss_bytes(pid) >> 20
 }
 
 #[test]

@@ -123,18 +123,6 @@ fn real_components_render_with_intl_and_escaped_props() {
     assert!(html.contains("&lt;/script&gt;"), "{html}");
 }
 
-/// Resident memory of a process, bytes (VmRSS).
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kb * 1024
-}
-
 /// A worker that goes idle gives back what its renders grew (render_loop.rs,
 /// IDLE_RELEASE: a full GC and malloc_trim after 250 ms without a request),
 /// and renders the same afterwards. Measured: ~100 MiB at the peak of ten
@@ -153,13 +141,13 @@ fn an_idle_worker_gives_back_the_memory_its_renders_grew() {
             .as_str()
             .unwrap()
             .to_string();
-        peak = peak.max(rss_bytes(w.pid()));
+        peak = peak.max(common::rss_bytes(w.pid()));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut idle = peak;
     while Instant::now() < deadline && peak - idle.min(peak) < 24 << 20 {
         std::thread::sleep(Duration::from_millis(100));
-        idle = rss_bytes(w.pid());
+        idle = common::rss_bytes(w.pid());
     }
     assert!(
         idle + (24 << 20) <= peak,

@@ -8,7 +8,8 @@
 //! are freed, so each request faults its buffers' pages in again and the
 //! kernel zeroes them: 1,234 page faults per large request, measured.
 //! [`tune`] keeps blocks up to 32 MB in the arenas and stops the automatic
-//! trim (134 faults per request, ~10 % less CPU); what a burst of requests
+//! trim (134-142 faults per request; the tier's large-batch throughput
+//! +4-7 %, bench/README.md); what a burst of requests
 //! left is given back by [`trim`] once the worker is idle
 //! (render_loop.rs), so an idle worker is as small as before.
 
