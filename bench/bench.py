@@ -74,6 +74,62 @@ def free_block(n):
     raise RuntimeError("no free block of ports")
 
 
+# Every run starts a fresh tier (or peer) on fresh ports, so a full run
+# leaves far more loopback connections in TIME_WAIT than one long-lived
+# tier ever can (one tier caps them at the ephemeral range per hop). Past
+# the kernel's tcp_max_tw_buckets, connections close without TIME_WAIT, and
+# from ~10 s to ~60 s after that overflow some loopback SYNs go unanswered
+# for a second (TcpExtTCPSynRetrans climbs, sockets sit in SYN-SENT):
+# requests stall 1 s, and nginx's 2 s connect timeout to haproxy answers
+# 504 (bench/README.md, "TIME_WAIT"). That is the box, not the system
+# under test: every run starts with TIME_WAIT under half the cap (so it
+# cannot overflow it) and a minute after any overflow.
+SETTLE = {"waits": 0, "seconds": 0.0, "overflow": None}
+
+
+def tcp_counters():
+    """(sockets in TIME_WAIT, TcpExt TCPTimeWaitOverflow) from /proc."""
+    tw, overflow = 0, 0
+    try:
+        m = re.search(r"^TCP:.* tw (\d+)", Path("/proc/net/sockstat").read_text(), re.M)
+        tw = int(m.group(1)) if m else 0
+        lines = [l.split() for l in Path("/proc/net/netstat").read_text().splitlines()
+                 if l.startswith("TcpExt:")]
+        if len(lines) == 2 and "TCPTimeWaitOverflow" in lines[0]:
+            overflow = int(lines[1][lines[0].index("TCPTimeWaitOverflow")])
+    except (OSError, ValueError):
+        pass
+    return tw, overflow
+
+
+def settle_tcp(limit_s=120):
+    """Waits (up to limit_s) until TIME_WAIT sockets are under half the
+    kernel's cap and no overflow happened in the last 60 s."""
+    try:
+        cap = int(Path("/proc/sys/net/ipv4/tcp_max_tw_buckets").read_text())
+    except (OSError, ValueError):
+        return
+    started = time.time()
+    quiet_since = started
+    tw, overflow = tcp_counters()
+    if SETTLE["overflow"] is None:
+        SETTLE["overflow"] = overflow
+    waited_for_overflow = overflow != SETTLE["overflow"]
+    while time.time() - started < limit_s:
+        if overflow != SETTLE["overflow"]:
+            SETTLE["overflow"], quiet_since = overflow, time.time()
+        recent = waited_for_overflow and time.time() - quiet_since < 60
+        if tw <= cap // 2 and not recent:
+            break
+        time.sleep(1)
+        tw, overflow = tcp_counters()
+    waited = time.time() - started
+    if waited >= 1:
+        SETTLE["waits"] += 1
+        SETTLE["seconds"] += waited
+        log(f"waited {waited:.0f}s for the box's TIME_WAIT sockets ({tw} now, cap {cap})")
+
+
 def wait_port_closed(port, timeout=15):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -114,6 +170,7 @@ class Tier:
         self.keep_log_as = keep_log_as
 
     def __enter__(self):
+        settle_tcp()
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log_file, text=True,
                                      env=self.env)
@@ -327,6 +384,7 @@ SYSTEMS = ["ssrd", "A18", "HN"]
 def start_system(name, workers):
     if name == "ssrd":
         return Tier(workers)
+    settle_tcp()
     if name == "A18":
         import a18
         return a18.A18(workers)
@@ -1323,11 +1381,15 @@ def write_report(name, args, data):
     startup = data.get("startup") or []
     startup_figs = startup_summary(startup)
     summary.update({k: v for k, v in startup_figs.items()})
+    summary["settle_waits"], summary["settle_seconds"] = SETTLE["waits"], round(SETTLE["seconds"])
 
     m, v = data["machine"], data["versions"]
     out = [f"# ssrd benchmark: {name}", ""]
     out.append(f"{data['date']} · {'quick' if args.quick else 'full'} run · {args.workers} workers per system · "
                f"{m['cores']} cores ({m['model']}), {m['memory']}, Linux {m['kernel']}")
+    out.append("")
+    out.append(f"Runs that waited for the box's TIME_WAIT sockets first (`settle_tcp`): {SETTLE['waits']}, "
+               f"{SETTLE['seconds']:.0f} s in all.")
     out.append("")
     out.append("## Summary")
     out.append("")
