@@ -103,6 +103,10 @@ pub struct SnapshotArgs {
     /// Where to write the snapshot.
     #[arg(long)]
     pub out: PathBuf,
+    /// Print `written` on stdout once the snapshot is on disk, before the
+    /// warm-up check (`ssrd up` starts the workers from it meanwhile).
+    #[arg(long)]
+    pub announce: bool,
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@
 //!   hands over to the [`supervisor`], which keeps it running;
 //! - [`rundir`]: the private run dir; [`leftovers`]: what a crashed tier
 //!   left there; [`bundle_store`]: the bundles the tier accepted;
+//!   [`bundle_check`]: `up`'s check of the bundle, which writes the snapshot;
 //! - [`tether`]: `ssrd tether`, which keeps nginx's processes from
 //!   outliving the supervisor;
 //! - [`render_cmd`]: `ssrd render`, one render without HTTP;
@@ -18,6 +19,7 @@
 //! The render worker (`ssrd worker`) lives in the `ssrd-worker` crate
 //! (`workers/`).
 
+mod bundle_check;
 mod bundle_store;
 mod cli;
 mod config;
@@ -99,6 +101,18 @@ fn snapshot(args: cli::SnapshotArgs) -> i32 {
     let result = ssrd_worker::Bundle::load(&args.bundle).and_then(|bundle| {
         let blob = ssrd_worker::snapshot::create(&bundle)?;
         ssrd_worker::snapshot::write(&args.out, &bundle, &blob)?;
+        if args.announce {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", bundle_check::WRITTEN);
+            let _ = out.flush();
+            // The workers start from the snapshot now, on the same cores:
+            // they come first, the rest of this check after.
+            // SAFETY: setpriority on this process only; no memory involved.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            }
+        }
         let mut check = ssrd_worker::WorkerOptions::new(args.bundle.clone())
             .into_config()
             .boot;

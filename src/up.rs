@@ -5,7 +5,9 @@
 //! installed, a safe run dir no other tier uses, ports free, generated
 //! configs accepted by `nginx -t` and `haproxy -c`, the bundle loads and
 //! honours the contract), so that a bad setup fails at once with a message
-//! saying what to change, never half-way.
+//! saying what to change, never half-way. The one exception is the last
+//! half of the bundle check, its warm-up render (bundle_check.rs): it runs
+//! while the tier starts, and a failure stops the tier with its message.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use serde_json::json;
 use ssrd_worker::log::{self, LogEvent};
 
-use crate::bundle_store::{BundleStore, Stored};
+use crate::bundle_store::BundleStore;
 use crate::config::Config;
 use crate::error::{Result, UpError};
 use crate::leftovers::{self, RunLock};
@@ -27,7 +29,7 @@ use crate::supervisor::health::Health;
 use crate::supervisor::listeners::Listeners;
 use crate::supervisor::metrics::{self, Metrics};
 use crate::supervisor::{self, Supervisor};
-use crate::{configs, preflight, rundir, templates};
+use crate::{bundle_check, configs, preflight, rundir, templates};
 
 /// Runs the tier in the foreground; returns the exit code.
 pub fn up(config: Config) -> i32 {
@@ -69,15 +71,22 @@ fn start(mut config: Config) -> Result<i32> {
     // they cost the slowest one (the bundle's) instead of their sum. The
     // configs' verdict is reported first, as when they ran in turn.
     let (configs, bundle) = std::thread::scope(|s| {
-        let bundle = s.spawn(|| check_bundle(&exe, &stored));
+        let bundle = s.spawn(|| bundle_check::start(&exe, &stored));
         let configs = check_configs(&config);
         let bundle = bundle
             .join()
             .unwrap_or_else(|_| Err(UpError::bundle("the bundle check panicked")));
         (configs, bundle)
     });
-    configs?;
-    bundle?;
+    let bundle_check = match (configs, bundle) {
+        (Err(e), bundle) => {
+            if let Ok(pending) = bundle {
+                pending.kill();
+            }
+            return Err(e);
+        }
+        (Ok(()), bundle) => bundle?,
+    };
     store.promote(stored);
     rundir::write_file(
         &config.run_dir,
@@ -89,31 +98,10 @@ fn start(mut config: Config) -> Result<i32> {
         .map_err(|e| UpError::setup(format!("writing {}: {e}", rundir::STOP_PLAN)))?;
     let pid_file = config.pid_file();
     let stop_plan_file = config.run_dir.join(rundir::STOP_PLAN);
-    let code = run(config, exe, listeners, hangups, store, lock);
+    let code = run(config, exe, listeners, hangups, store, lock, bundle_check);
     let _ = std::fs::remove_file(pid_file);
     let _ = std::fs::remove_file(stop_plan_file);
     code
-}
-
-/// Evaluates the bundle once, in a child process, before starting anything:
-/// a broken bundle fails `up` at once, and every worker then starts from
-/// the snapshot this writes.
-fn check_bundle(exe: &Path, stored: &Stored) -> Result<()> {
-    let mut check = Command::new(exe);
-    check
-        .arg("snapshot")
-        .arg("--bundle")
-        .arg(&stored.js)
-        .arg("--out")
-        .arg(&stored.snapshot);
-    match preflight::run_with_timeout(&mut check, Duration::from_secs(120)) {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(UpError::bundle(format!(
-            "the bundle does not load: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ))),
-        Err(e) => Err(UpError::bundle(format!("checking the bundle: {e}"))),
-    }
 }
 
 fn run(
@@ -123,6 +111,7 @@ fn run(
     hangups: HangupFeed,
     store: BundleStore,
     lock: RunLock,
+    bundle_check: bundle_check::Pending,
 ) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -176,6 +165,7 @@ fn run(
             nginx_log: supervisor::nginx_log::NginxLog::start()
                 .map_err(|e| UpError::runtime(format!("creating nginx's log pipe: {e}")))?,
             watch,
+            bundle_check: Some(bundle_check),
         };
         Ok(Supervisor::new(config, parts).run(rx).await)
     })

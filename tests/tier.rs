@@ -646,6 +646,34 @@ fn missing_binaries_busy_ports_and_bad_bundles_fail_at_once_with_a_message() {
     assert_eq!(code, Some(3));
     assert!(err.contains("did not set globalThis.ssrd"), "{err}");
 
+    // A bundle that loads but whose warm-up render throws: the check's
+    // second half fails while the tier is already starting (up.rs), and
+    // `up` still exits 3 with the bundle's error, leaving nothing behind:
+    // every port it held is free again.
+    let dir = common::tempdir("warmup-throws");
+    let throws = dir.join("warmup-throws.js");
+    std::fs::write(
+        &throws,
+        "globalThis.ssrd = { render() { throw new Error('boom in warm-up'); }, \
+         warmup: [{ name: 'Warm', props: {} }] };",
+    )
+    .unwrap();
+    let mut args = ports(base);
+    let pos = args.iter().position(|a| a == "--bundle").unwrap();
+    args[pos + 1] = throws.display().to_string();
+    let (code, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("warm-up render of") && err.contains("boom in warm-up"),
+        "{err}"
+    );
+    for port in [base, base + 1, base + 2, base + 3, base + 4, base + 5] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still held after up exited: {err}"
+        );
+    }
+
     let (code, err) = run(&["--workers", "0"]);
     assert_eq!(code, Some(2));
     assert!(

@@ -15,4 +15,6 @@ pub enum Event {
     HungUp(String),
     /// Dev mode: the bundle file may have changed (watch.rs).
     BundleChanged,
+    /// `up`'s bundle check finished its warm-up half (bundle_check.rs).
+    BundleChecked(Result<(), crate::error::UpError>),
 }

@@ -126,6 +126,11 @@ pub struct Supervisor {
     phase: Phase,
     /// The ready line has been printed.
     announced: bool,
+    /// `up`'s bundle check passed (its warm-up half runs while the workers
+    /// start): the ready line waits for it.
+    bundle_checked: bool,
+    /// That check, until the event loop hands it to its waiting thread.
+    bundle_check: Option<crate::bundle_check::Pending>,
     /// haproxy restarted: re-send every worker's state.
     resync: bool,
     /// nginx's stderr (and default access log), copied to the supervisor's.
@@ -161,6 +166,8 @@ pub struct Parts {
     pub nginx_log: nginx_log::NginxLog,
     /// Dev mode's watch on the bundle file (see [`watch::start`]).
     pub watch: Option<watch::BundleWatch>,
+    /// `up`'s bundle check, snapshot written, warm-up still running.
+    pub bundle_check: Option<crate::bundle_check::Pending>,
 }
 
 impl Supervisor {
@@ -201,6 +208,8 @@ impl Supervisor {
             reload_again: false,
             phase: Phase::Running,
             announced: false,
+            bundle_checked: parts.bundle_check.is_none(),
+            bundle_check: parts.bundle_check,
             resync: false,
         }
     }
@@ -215,6 +224,12 @@ impl Supervisor {
         for slot in &mut self.slots {
             slot.in_rotation = true;
             slot.first_start = true;
+        }
+        if let Some(check) = self.bundle_check.take() {
+            let tx = self.tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(Event::BundleChecked(check.finish()));
+            });
         }
         // haproxy, the workers and nginx start together (`ssrd up` → /health
         // 200 is the slowest of them, not their sum): every listening socket
@@ -253,6 +268,7 @@ impl Supervisor {
                     Some(Event::Line { slot, pid, line }) => self.on_line(slot, pid, &line).await,
                     Some(Event::HungUp(id)) => self.on_hung_up(id),
                     Some(Event::BundleChanged) => self.on_bundle_changed(),
+                    Some(Event::BundleChecked(verdict)) => self.on_bundle_checked(verdict),
                     None => break,
                 },
                 _ = tick.tick() => self.on_tick().await,
@@ -306,6 +322,39 @@ impl Supervisor {
             .filter(|s| s.in_rotation && s.state == slot::SlotState::Ready)
             .count();
         self.health.set_rotation(in_rotation, self.slots.len());
+    }
+
+    /// `up`'s bundle check is done: the ready line may follow, or the tier
+    /// stops with the check's message, as `up` does when the check fails
+    /// before anything starts.
+    fn on_bundle_checked(&mut self, verdict: crate::error::Result<()>) {
+        match verdict {
+            Ok(()) => {
+                self.bundle_checked = true;
+                self.announce_if_ready();
+            }
+            Err(e) => {
+                log::emit(
+                    LogEvent::BundleCheckFailed,
+                    "the bundle failed its check; stopping",
+                    json!({"error": e}),
+                );
+                self.kill_all();
+                self.phase = Phase::Done(e.report());
+            }
+        }
+    }
+
+    /// Prints the ready line once every worker is in rotation and the
+    /// bundle check passed.
+    fn announce_if_ready(&mut self) {
+        if !self.announced
+            && self.bundle_checked
+            && self.slots.iter().all(|s| s.state == slot::SlotState::Ready)
+        {
+            self.announced = true;
+            announce::announce(&self.config);
+        }
     }
 
     /// Tells `/health` and the metrics which bundle new workers start from.

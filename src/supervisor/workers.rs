@@ -339,10 +339,7 @@ impl Supervisor {
             json!({"worker": name, "worker_pid": slot.pid.map(Pid::as_raw), "boot_s": slot.started.elapsed().as_secs_f64()}),
         );
         self.rollout.finish(i);
-        if !self.announced && self.slots.iter().all(|s| s.state == SlotState::Ready) {
-            self.announced = true;
-            super::announce::announce(&self.config);
-        }
+        self.announce_if_ready();
         if self.rollout.is_idle()
             && self.generation > 0
             && self.slots.iter().all(|s| s.generation == self.generation)

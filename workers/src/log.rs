@@ -68,6 +68,9 @@ pub enum LogEvent {
     TierStarting,
     /// Every worker is in rotation and nginx accepts: the ready line.
     TierReady,
+    /// The bundle's warm-up check, which runs while the tier starts, failed;
+    /// the tier stops (exit 3, `error` says why).
+    BundleCheckFailed,
     /// A process of an earlier `ssrd up` in this run dir was still running and was killed.
     LeftoverKilled,
     /// nginx or haproxy (`process`) was started again after it exited.
@@ -197,6 +200,7 @@ impl LogEvent {
             | WorkerPipeFailed
             | WorkerSpawnFailed
             | ReloadAborted
+            | BundleCheckFailed
             | WorkerReadyFailed
             | BundleUnhandledRejection => "error",
             LeftoverKilled | NginxLogDropped | CrashedInFlight | KillingAll | NginxKilled
