@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::value::RawValue;
-use ssrd_worker::events::EventSink;
+use ssrd_worker::event_sink::EventSink;
 use ssrd_worker::job::JobError;
 use ssrd_worker::protocol::{self, ErrorWire, JobResult};
 use ssrd_worker::render::{self, JobRequest, Origin, RenderQueue, RenderRequest};

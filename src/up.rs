@@ -43,7 +43,7 @@ fn start(mut config: Config) -> Result<i32> {
     // Every worker would refuse a flag V8 does not know, one after another,
     // in a crash loop: refuse it here, before anything starts. This process
     // never starts V8, so the flags set here change nothing else.
-    ssrd_worker::js_runtime::set_v8_flags(&config.v8_flags)
+    ssrd_worker::bundle::set_v8_flags(&config.v8_flags)
         .map_err(|e| UpError::config(format!("--v8-flags {:?}: {}", config.v8_flags, e.context)))?;
     let exe = std::env::current_exe()
         .map_err(|e| UpError::setup(format!("cannot find the ssrd binary itself: {e}")))?;

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::bundle::{self, Bundle};
 use crate::error::{Error, Result};
-use crate::js_runtime::{self, Bundle, Engine, EngineOptions};
+use crate::js_runtime::{Engine, EngineOptions};
 use crate::memory;
 use crate::snapshot;
 
@@ -76,7 +77,7 @@ impl Recipe {
 /// render` both start this way.
 pub fn set_v8_flags(config: &BootConfig, extra: &str) -> Result<()> {
     let flags = format!("{} {extra}", memory::v8_flags(config.heap_limit_bytes));
-    js_runtime::set_v8_flags(&flags)
+    bundle::set_v8_flags(&flags)
 }
 
 /// Starts an engine and warms it up. A bundle whose own warm-up jobs fail

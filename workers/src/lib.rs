@@ -15,7 +15,8 @@
 //! - [`options`]: the worker's flags, defaults and ranges, declared once;
 //!   [`config`]: what a worker runs with, made from them;
 //! - [`boot`]: bundle or snapshot → engine → warm-up (also `ssrd render`);
-//! - [`js_runtime`]: the isolate, the bundle, the render call;
+//! - [`js_runtime`]: the isolate and the render call; [`bundle`]: the
+//!   bundle's source and source map, evaluating it, V8's process flags;
 //!   [`memory`]: heap guard, off-heap budget, WebAssembly caps;
 //!   [`memory_guard`]: resident memory watched while a render runs;
 //!   [`malloc`]: the C heap tuned for per-request buffers, trimmed when idle;
@@ -48,9 +49,11 @@
 pub mod answer;
 pub mod body;
 pub mod boot;
+pub mod bundle;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod event_sink;
 pub mod events;
 pub mod hangups;
 pub mod http;
@@ -80,10 +83,11 @@ use std::net::SocketAddr;
 use serde_json::json;
 
 pub use boot::BootConfig;
+pub use bundle::Bundle;
 pub use config::{Isolation, WorkerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use events::exit_code;
-pub use js_runtime::{Bundle, Engine, EngineOptions};
+pub use js_runtime::{Engine, EngineOptions};
 pub use options::{RenderOptions, WorkerOptions};
 
 /// Runs a worker until `shutdown` resolves or the isolate must be retired.
@@ -105,11 +109,11 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
     let events = match (config.events_fd, config.events) {
         // SAFETY: the supervisor hands the descriptor over for this process
         // to own.
-        (Some(fd), _) => events::EventSink::to(Box::new(unsafe {
+        (Some(fd), _) => event_sink::EventSink::to(Box::new(unsafe {
             <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
         })),
-        (None, true) => events::EventSink::to(Box::new(std::io::stdout())),
-        (None, false) => events::EventSink::disabled(),
+        (None, true) => event_sink::EventSink::to(Box::new(std::io::stdout())),
+        (None, false) => event_sink::EventSink::disabled(),
     };
     let mut http_config = config.http.clone();
     http_config.settings = config.settings();
@@ -219,7 +223,7 @@ pub fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> i32 {
         // The last requests' events, held back to go out in a batch,
         // reach the supervisor before the process exits.
         let _ = tokio::task::spawn_blocking(move || {
-            events.flush(events::COALESCE * 10);
+            events.flush(event_sink::COALESCE * 10);
         })
         .await;
         // What is queued goes out before the process exits (bounded by

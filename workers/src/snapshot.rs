@@ -15,8 +15,8 @@ use std::path::Path;
 
 use deno_core::RuntimeOptions;
 
+use crate::bundle::{evaluate_bundle, Bundle};
 use crate::error::{Error, ErrorKind, Result};
-use crate::js_runtime::{evaluate_bundle, Bundle};
 use crate::{sandbox, web_apis};
 
 const MAGIC: &[u8; 8] = b"SSRDSNP1";

@@ -40,7 +40,7 @@ use serde_json::json;
 
 use crate::config::HttpConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::EventSink;
+use crate::event_sink::EventSink;
 use crate::hangups::Hangups;
 use crate::log;
 use crate::quarantine::Quarantine;

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::boot::{self, Boot, BootConfig};
 use crate::config::Isolation;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::EventSink;
+use crate::event_sink::EventSink;
 use crate::slate::Slate;
 
 pub use cache::Policy as CachePolicy;

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::events::{self, CacheFigures, Event, EventSink, JobEvent, Outcome};
+use crate::event_sink::EventSink;
+use crate::events::{self, CacheFigures, Event, JobEvent, Outcome};
 use crate::js_runtime::HeapStats;
 use crate::procfs;
 
