@@ -290,6 +290,51 @@ def workers() -> tuple[str, list]:
     )
 
 
+def render_cache() -> tuple[str, list]:
+    hits = rate("ssrd_render_cache_hits_total", "instance")
+    misses = rate("ssrd_render_cache_misses_total", "instance")
+    return (
+        "Render cache",
+        [
+            series(
+                "Render cache hits and misses",
+                "Jobs of the components the bundle declares cached, per second: "
+                "answered from a worker's cache (ssrd_render_cache_hits_total) or "
+                "rendered (ssrd_render_cache_misses_total). Uncached components "
+                "count neither: both stay at zero while the bundle declares none.",
+                "short",
+                [
+                    q(hits, "hits {{instance}}", "A"),
+                    q(misses, "misses {{instance}}", "B"),
+                ],
+            ),
+            series(
+                "Render cache hit ratio",
+                "Hits over hits plus misses, per host (0 while no cached "
+                "component was asked for).",
+                "percentunit",
+                [q(f"{hits} / clamp_min({hits} + {misses}, 1e-9)", "{{instance}}")],
+            ),
+            series(
+                "Render cache size per worker",
+                "Bytes each worker's render cache holds (ssrd_render_cache_bytes: "
+                "keys, HTML and meta; never above render_cache_bytes).",
+                "bytes",
+                [q(f"ssrd_render_cache_bytes{{{SEL}}}", "{{instance}} {{worker}}")],
+            ),
+            series(
+                "Render cache evictions",
+                "Entries dropped in the window (ssrd_render_cache_evictions_total): "
+                "space (a component's maxEntries or the byte budget) or ttl. Many "
+                "space evictions with a low hit ratio: the budget is too small "
+                "for the props' variety.",
+                "short",
+                [q(increase("ssrd_render_cache_evictions_total", "reason"), "{{reason}}")],
+            ),
+        ],
+    )
+
+
 def bundle_and_callers() -> tuple[str, list]:
     running = (
         table.Panel()
@@ -362,7 +407,7 @@ def bundle_and_callers() -> tuple[str, list]:
     )
 
 
-SECTIONS = [traffic, latency, workers, bundle_and_callers]
+SECTIONS = [traffic, latency, workers, render_cache, bundle_and_callers]
 
 
 def build() -> dash.Dashboard:
