@@ -105,7 +105,7 @@ fn real_components_render_with_intl_and_escaped_props() {
         .expect("SearchResults rendered");
     assert!(html.len() > 200_000, "a heavy page: {} bytes", html.len());
     assert_eq!(html.matches("class=\"listing-card\"").count(), 100);
-    // de-DE euro prices come from Intl with full ICU data.
+    // de-DE euro prices come from Intl with the ICU data compiled in.
     assert!(html.contains("\u{a0}€"), "Intl formats EUR for de-DE");
 
     let nasty = "</script><script>window.__pwned=1</script> </script \u{2028}\u{2029}";
@@ -534,6 +534,41 @@ fn intl_formats_with_the_documented_icu_data() {
         render("en-US")["formatted"],
         "10:30 AM Eastern Standard Time"
     );
+}
+
+/// The ICU data is Chromium's common set, not ICU's full one: these
+/// languages (which Node's full ICU has) are missing, and `Intl` formats
+/// them as en-US. docs/worker.md lists the same ones; a V8 or ICU upgrade
+/// that changes the set fails here.
+#[test]
+fn the_icu_data_lacks_the_documented_languages() {
+    const PROBE: &str = "af am ar as az be bg bn bs ca cs cy da de el en es et eu fa fi fil fr ga \
+        gl gu he hi hr hu hy id is it ja jv ka kk km kn ko ky lo lt lv mk ml mn mr ms my nb ne nl \
+        or pa pl ps pt ro ru sd si sk sl so sq sr sv sw ta te th tk tr uk ur uz vi yo zh zu";
+    const MISSING: &str =
+        "as be cy eu ga gl hy is jv ka kk km ky lo mk mn my ne or ps si so sq tk yo zu";
+    let probe: Vec<&str> = PROBE.split_whitespace().collect();
+    let w = Worker::start(&common::fixture("icu.js"), &[]);
+    let v = w.batch(&json!({"0": {"name": "Intl", "data": {
+        "locale": "en-US", "timeZone": "UTC", "probe": probe}}}));
+    let answer: Value = serde_json::from_str(v["results"]["0"]["html"].as_str().unwrap()).unwrap();
+    let supported: Vec<&str> = answer["supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    // Some are there: the probe itself works.
+    assert!(
+        supported.contains(&"ja") && supported.contains(&"ar"),
+        "{supported:?}"
+    );
+    let missing: Vec<&str> = probe
+        .iter()
+        .copied()
+        .filter(|l| !supported.contains(l))
+        .collect();
+    assert_eq!(missing.join(" "), MISSING);
 }
 
 #[test]
