@@ -1397,6 +1397,12 @@ def write_report(name, args, data):
     startup_figs = startup_summary(startup)
     summary.update({k: v for k, v in startup_figs.items()})
     summary["settle_waits"], summary["settle_seconds"] = SETTLE["waits"], round(SETTLE["seconds"])
+    vs_node = data.get("vs_node") or []
+    if vs_node:
+        import isolate_vs_node
+        for page, s in isolate_vs_node.summary(vs_node).items():
+            key = "isolate_vs_node_" + page.replace(" ", "_")
+            summary[key], summary[f"{key}_range"] = s["ratio"], s["ratio_range"]
 
     m, v = data["machine"], data["versions"]
     out = [f"# ssrd benchmark: {name}", ""]
@@ -1414,9 +1420,10 @@ def write_report(name, args, data):
                    "(min–max) of those per-round ratios. A18 = Hypernova behind the same nginx and haproxy "
                    "as ssrd (the anchor); HN = Hypernova's own Node cluster.")
         out.append("")
+    if load or vs_node or startup or chaos:
         out.append("| figure | ssrd | A18 | HN | ssrd / A18 | ssrd / HN | target |")
         out.append("|---|---|---|---|---|---|---|")
-        for fixture in FIXTURE_FILES:
+        for fixture in FIXTURE_FILES if load else ():
             for key, conc, fig, label, nd, target in (
                     # Issue 19's targets, against A18.
                     ("rps", 13, "throughput_ratio", "throughput", 1,
@@ -1439,6 +1446,12 @@ def write_report(name, args, data):
             out.append(f"| efficiency, {fixture} batch, c=13 (e2e median / in-isolate ceiling) | "
                        f"{fmt(summary[f'efficiency_c13_{fixture}'], 2)} | | | | | "
                        f"{'≥ 0.4' if fixture == 'small' else '≥ 0.85'} |")
+    if vs_node:
+        for page, s in isolate_vs_node.summary(vs_node).items():
+            lo, hi = s["ratio_range"] or (None, None)
+            out.append(f"| one isolate against Node, {page} (batches/s; ratio in the ssrd / A18 column) | "
+                       f"{fmt(s['ssrd'])} | {fmt(s['Node'])} (Node) | | "
+                       f"{range_str(s['ratio'], lo, hi, 2)}× | | ≥ 1.3× |")
     if startup:
         out.append(f"| `ssrd up` → /health 200 (ms) | {startup_cell(startup, 'ssrd', 'health_ms', 0)} | | | | | ≤ 200 |")
         out.append(f"| worker spawn → in rotation, snapshot: a killed worker's replacement (ms) | "
@@ -1512,6 +1525,8 @@ def write_report(name, args, data):
         for r in comps:
             out.append(f"| {r['component']} | {fmt(r['renders_per_s'])} | {fmt(r['mean_ms'], 3)} | {r['html_bytes']} |")
         out.append("")
+    if vs_node:
+        out += isolate_vs_node.report(vs_node, data["versions"].get("node", "?"))
     iso = data.get("isolation") or []
     if iso:
         out.append("## Isolation: `shared` vs `request`")
@@ -1615,7 +1630,7 @@ def main():
     started = time.time()
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
             "versions": versions(), "load": [], "ceiling": [], "components": [], "chaos": [],
-            "isolation": [], "traces": [], "startup": []}
+            "isolation": [], "traces": [], "startup": [], "vs_node": []}
     if "load" in sections:
         data["load"] += load_rounds(args.workers, n_for, warm, 2 if args.quick else 3)
     if "peer" in sections:
@@ -1625,6 +1640,8 @@ def main():
         data["ceiling"] = ceiling(args.workers, {"small": 2000 if args.quick else 10000,
                                                  "large": 200 if args.quick else 1000})
         data["components"] = component_ceiling(2000 if args.quick else 10000)
+        import isolate_vs_node
+        data["vs_node"] = isolate_vs_node.runs(2 if args.quick else 3, args.quick)
     if "isolation" in sections:
         data["isolation"] = isolation_runs(args.workers, args.quick)
     if "startup" in sections:
