@@ -22,6 +22,7 @@ const {
   SafeSetIterator,
   SetPrototypeAdd,
   SetPrototypeClear,
+  SetPrototypeGetSize,
   TypeError,
 } = primordials;
 
@@ -127,14 +128,20 @@ export function startJob() {
 }
 
 // A job's answer is in: its timers are cancelled and its channels closed.
+// Most jobs leave neither: an empty set is left alone (clearing one still
+// allocates it a new table, on every job).
 export function endJob() {
   inJob = false;
-  for (const id of new SafeSetIterator(jobTimers)) {
-    ReflectApply(timers.clearTimeout, undefined, [id]);
+  if (SetPrototypeGetSize(jobTimers) !== 0) {
+    for (const id of new SafeSetIterator(jobTimers)) {
+      ReflectApply(timers.clearTimeout, undefined, [id]);
+    }
+    SetPrototypeClear(jobTimers);
   }
-  SetPrototypeClear(jobTimers);
-  for (const port of new SafeSetIterator(jobPorts)) {
-    port.close();
+  if (SetPrototypeGetSize(jobPorts) !== 0) {
+    for (const port of new SafeSetIterator(jobPorts)) {
+      port.close();
+    }
+    SetPrototypeClear(jobPorts);
   }
-  SetPrototypeClear(jobPorts);
 }

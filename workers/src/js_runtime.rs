@@ -83,6 +83,8 @@ pub struct Engine {
     // before the tokio runtime it posts tasks to.
     /// The host glue's `renderJob(name, propsJson, metadataJson)`.
     render_job: v8::Global<v8::Function>,
+    /// The host glue's `afterJob()`, run after every job (looked up once).
+    after_job: v8::Global<v8::Function>,
     /// The host glue object (`warmupJobs`, `checkContract`, `onStart`).
     host: v8::Global<v8::Object>,
     /// The isolate with the bundle evaluated in it.
@@ -174,7 +176,7 @@ impl Engine {
                 ))
             })?;
         }
-        let (host, render_job) = {
+        let (host, render_job, after_job) = {
             deno_core::scope!(scope, &mut runtime);
             let host = sandbox::host(scope).ok_or_else(|| {
                 Error::new(
@@ -184,7 +186,9 @@ impl Engine {
             })?;
             let render_job = get_function(scope, host, "renderJob")
                 .ok_or_else(|| Error::bundle("host glue has no renderJob"))?;
-            (v8::Global::new(scope, host), render_job)
+            let after_job = get_function(scope, host, "afterJob")
+                .ok_or_else(|| Error::bundle("host glue has no afterJob"))?;
+            (v8::Global::new(scope, host), render_job, after_job)
         };
         let memory_guard = (options.memory_guard_bytes > 0).then(|| {
             let canceller = watchdog.canceller();
@@ -196,6 +200,7 @@ impl Engine {
         });
         let mut engine = Engine {
             render_job,
+            after_job,
             host,
             runtime,
             watchdog,
@@ -305,7 +310,12 @@ impl Engine {
         let armed = self.watchdog.arm(within, self.tag);
         {
             deno_core::scope!(scope, &mut self.runtime);
-            let _ = sandbox::call_host(scope, "afterJob");
+            v8::tc_scope!(let tc, scope);
+            let f = v8::Local::new(tc, &self.after_job);
+            let recv = v8::undefined(tc).into();
+            // What it throws (or being ended) changes nothing: the job's
+            // answer is in, and the watchdog's verdict is read below.
+            let _ = f.call(tc, recv, &[]);
         }
         if !self.runtime.v8_isolate().is_execution_terminating() {
             self.runtime.v8_isolate().perform_microtask_checkpoint();
