@@ -69,24 +69,20 @@ fn start(mut config: Config) -> Result<i32> {
     let stored = store.stage(&config.bundle)?;
     // The three checks are independent child processes: run side by side,
     // they cost the slowest one (the bundle's) instead of their sum. The
-    // configs' verdict is reported first, as when they ran in turn.
-    let (configs, bundle) = std::thread::scope(|s| {
-        let bundle = s.spawn(|| bundle_check::start(&exe, &stored));
-        let configs = check_configs(&config);
-        let bundle = bundle
+    // configs' verdict is reported first, as when they ran in turn. The
+    // bundle's is started from this thread, whose end (that is, `up`'s)
+    // kills it; a check dropped on an error is killed too.
+    let mut bundle_check = bundle_check::start(&exe, &stored)?;
+    let (configs, written) = std::thread::scope(|s| {
+        let configs = s.spawn(|| check_configs(&config));
+        let written = bundle_check.written();
+        let configs = configs
             .join()
-            .unwrap_or_else(|_| Err(UpError::bundle("the bundle check panicked")));
-        (configs, bundle)
+            .unwrap_or_else(|_| Err(UpError::setup("the config checks panicked")));
+        (configs, written)
     });
-    let bundle_check = match (configs, bundle) {
-        (Err(e), bundle) => {
-            if let Ok(pending) = bundle {
-                pending.kill();
-            }
-            return Err(e);
-        }
-        (Ok(()), bundle) => bundle?,
-    };
+    configs?;
+    written?;
     store.promote(stored);
     rundir::write_file(
         &config.run_dir,

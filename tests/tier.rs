@@ -686,6 +686,46 @@ fn missing_binaries_busy_ports_and_bad_bundles_fail_at_once_with_a_message() {
     );
 }
 
+/// `up` killed (SIGKILL: no clean-up of its own runs) while it checks a
+/// bundle that never finishes loading: its `ssrd snapshot` child dies with
+/// it instead of spinning on a core until its two-minute timeout.
+#[test]
+fn a_killed_up_takes_its_bundle_check_with_it() {
+    let dir = common::tempdir("check-orphan");
+    let spins = dir.join("spins-at-load.js");
+    std::fs::write(&spins, "for (;;) {}\n").unwrap();
+    let base = common::free_block(8);
+    let run_dir = dir.join("run");
+    let mut up = std::process::Command::new(common::bin())
+        .args(["up", "--workers", "1", "--bundle"])
+        .arg(&spins)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .args(["--port", &base.to_string()])
+        .args(["--haproxy-port", &(base + 1).to_string()])
+        .args(["--stats-port", &(base + 2).to_string()])
+        .args(["--metrics-port", &(base + 3).to_string()])
+        .args(["--worker-base-port", &(base + 4).to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = format!("snapshot --bundle {}", run_dir.display());
+    common::wait_until(
+        "up to start its bundle check",
+        Duration::from_secs(20),
+        || !common::processes_with(&needle).is_empty(),
+    );
+    common::kill(i64::from(up.id()), "KILL");
+    let _ = up.wait();
+    common::wait_until(
+        "the bundle check to die with up",
+        Duration::from_secs(5),
+        || common::processes_with(&needle).is_empty(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn generated_configs_pass_nginx_t_and_haproxy_c_for_both_balance_modes() {
     for balance in ["first", "static-rr"] {

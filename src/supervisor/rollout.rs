@@ -15,7 +15,6 @@
 //! N-1 workers serve throughout, and no request is failed.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -119,16 +118,9 @@ pub struct Check {
 
 impl Check {
     pub fn start(exe: &Path, staged: Stored) -> std::io::Result<Check> {
-        let args: Vec<OsString> = vec![
-            "snapshot".into(),
-            "--bundle".into(),
-            staged.js.clone().into(),
-            "--out".into(),
-            staged.snapshot.clone().into(),
-        ];
         let child = spawn::spawn(&ChildSpec {
             program: exe,
-            args,
+            args: crate::bundle_check::args(&staged),
             fds: vec![],
             env: vec![],
             pipe_stdin: false,
