@@ -7,14 +7,24 @@ use std::sync::OnceLock;
 /// `/proc/self/statm`, opened once: it is read after every request and in
 /// every heartbeat, and a read at offset 0 gives the current figures
 /// without another open and close.
-static STATM: OnceLock<Option<File>> = OnceLock::new();
+static STATM: OnceLock<File> = OnceLock::new();
+
+/// The open `statm`; a failed open (out of descriptors, say) is tried again
+/// on the next read instead of turning RSS off for good.
+fn statm() -> Option<&'static File> {
+    if let Some(file) = STATM.get() {
+        return Some(file);
+    }
+    let file = File::open("/proc/self/statm").ok()?;
+    Some(STATM.get_or_init(|| file))
+}
 
 /// Resident set size of this process, 0 where unavailable.
 ///
 /// Reads `/proc/self/statm` (a few numbers) rather than `status` (a page of
 /// text).
 pub fn rss_bytes() -> u64 {
-    let Some(file) = STATM.get_or_init(|| File::open("/proc/self/statm").ok()) else {
+    let Some(file) = statm() else {
         return 0;
     };
     // Seven numbers of at most 20 digits each, with their separators.
